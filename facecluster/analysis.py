@@ -1,0 +1,178 @@
+"""Photo -> faces: decode, detect, align, assess and embed, with per-stage timing."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facecluster.align import align_face
+from facecluster.detect import DEFAULT_SCORE_THRESHOLD, FaceDetector
+from facecluster.embed import FaceEmbedder
+from facecluster.images import ImageLoadError, LoadedImage, load_image
+from facecluster.quality import FaceQuality, assess
+from facecluster.runtime import Runtime
+
+ImageInput = str | Path | np.ndarray | Image.Image
+STAGES = ("decode", "detect", "align", "embed")
+
+
+@dataclass
+class Face:
+    """One face in a photo, in the photo's full-resolution upright pixel coordinates."""
+
+    box: tuple[float, float, float, float]
+    """x1, y1, x2, y2."""
+    landmarks: list[tuple[float, float]]
+    """Left eye, right eye, nose tip, left and right mouth corner (as seen in the image)."""
+    score: float
+    quality: FaceQuality
+    embedding: np.ndarray = field(repr=False)
+    """128 floats, unit length."""
+
+    def to_dict(self, with_embedding: bool = False) -> dict:
+        """JSON-ready form."""
+        data = {
+            "box": [round(v, 2) for v in self.box],
+            "landmarks": [[round(x, 2), round(y, 2)] for x, y in self.landmarks],
+            "score": round(self.score, 5),
+            "quality": self.quality.to_dict(),
+        }
+        if with_embedding:
+            data["embedding"] = [round(float(v), 7) for v in self.embedding]
+        return data
+
+
+@dataclass
+class AnalysisResult:
+    """The faces found in one input, or why it could not be read."""
+
+    source: ImageInput
+    faces: list[Face]
+    error: ImageLoadError | None = None
+
+
+class StageTimer:
+    """Accumulated wall time per pipeline stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, started: float) -> float:
+        """Charge the time since ``started`` to ``stage``; return now."""
+        now = time.perf_counter()
+        self.seconds[stage] += now - started
+        return now
+
+
+def _as_loaded(image: ImageInput) -> LoadedImage:
+    """Accept a path, a Pillow image or an RGB array."""
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return LoadedImage(rgb=np.asarray(image.convert("RGB")), scale=1.0)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ImageLoadError(f"expected an H x W x 3 RGB array, got shape {array.shape}")
+    return LoadedImage(rgb=np.ascontiguousarray(array[:, :, :3]).astype(np.uint8), scale=1.0)
+
+
+class FaceAnalyzer:
+    """The bundled detector and embedder, ready to turn photos into faces."""
+
+    def __init__(
+        self,
+        device: str = "auto",
+        flip: bool = True,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    ) -> None:
+        self.detector = FaceDetector(device=device, score_threshold=score_threshold)
+        self.embedder = FaceEmbedder(device=device, flip=flip)
+        self.timer = StageTimer()
+
+    @property
+    def runtime(self) -> Runtime:
+        """Where the embedder (the heavy model) runs."""
+        return self.embedder.runtime_info
+
+    def analyze(self, image: ImageInput) -> list[Face]:
+        """All faces in one photo, strongest detection first; raises ``ImageLoadError``."""
+        result = next(self.analyze_many([image]))
+        if result.error is not None:
+            raise result.error
+        return result.faces
+
+    def analyze_many(self, images: Iterable[ImageInput], batch_size: int = 16) -> Iterator[AnalysisResult]:
+        """Faces of many photos, in input order, embedding several photos' chips per call.
+
+        A photo that cannot be decoded is yielded with its ``ImageLoadError``; it never
+        stops the others.
+        """
+        pending: list[tuple[ImageInput, list[tuple], list[np.ndarray]]] = []
+        for image in images:
+            try:
+                pending.append(self._detect_and_align(image))
+            except ImageLoadError as error:
+                yield from self._embed(pending)
+                pending = []
+                yield AnalysisResult(source=image, faces=[], error=error)
+                continue
+            if sum(len(chips) for _, _, chips in pending) >= batch_size:
+                yield from self._embed(pending)
+                pending = []
+        yield from self._embed(pending)
+
+    def _detect_and_align(self, image: ImageInput) -> tuple[ImageInput, list[tuple], list[np.ndarray]]:
+        started = time.perf_counter()
+        loaded = _as_loaded(image)
+        started = self.timer.add("decode", started)
+        detections = self.detector.detect(loaded.rgb)
+        started = self.timer.add("detect", started)
+        metas, chips = [], []
+        for detection in detections:
+            chip = align_face(loaded.rgb, detection.landmarks)
+            box = detection.box * loaded.scale
+            quality = assess(box, detection.score, chip)
+            metas.append((box, detection.landmarks * loaded.scale, detection.score, quality))
+            chips.append(chip)
+        self.timer.add("align", started)
+        return image, metas, chips
+
+    def _embed(self, pending: list) -> Iterator[AnalysisResult]:
+        chips = [chip for _, _, image_chips in pending for chip in image_chips]
+        started = time.perf_counter()
+        vectors = self.embedder.embed(np.stack(chips)) if chips else np.zeros((0, 128), np.float32)
+        self.timer.add("embed", started)
+        cursor = 0
+        for image, metas, _ in pending:
+            faces = []
+            for box, landmarks, score, quality in metas:
+                faces.append(
+                    Face(
+                        box=tuple(float(v) for v in box),
+                        landmarks=[(float(x), float(y)) for x, y in landmarks],
+                        score=float(score),
+                        quality=quality,
+                        embedding=vectors[cursor],
+                    )
+                )
+                cursor += 1
+            yield AnalysisResult(source=image, faces=faces)
+
+
+_DEFAULT: FaceAnalyzer | None = None
+
+
+def analyze(image: ImageInput) -> list[Face]:
+    """Faces in one photo (path, Pillow image or RGB array) with the default analyzer."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = FaceAnalyzer()
+    return _DEFAULT.analyze(image)

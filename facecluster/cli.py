@@ -1,0 +1,215 @@
+"""The ``facecluster`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from facecluster import __version__
+from facecluster.analysis import FaceAnalyzer
+from facecluster.images import ImageLoadError
+from facecluster.runtime import DEVICES, DeviceError
+from facecluster.verify import SAME_PERSON_THRESHOLD, main_face, verify
+
+EXIT_ERROR = 2
+stderr = Console(stderr=True)
+
+device_option = click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="Where the models run. 'auto' uses a CUDA GPU when onnxruntime-gpu finds one, "
+    "else the CPU, and says which; 'cuda' fails instead of falling back to the CPU.",
+)
+
+
+def _analyzer(device: str) -> FaceAnalyzer:
+    """Load the models or exit with the reason."""
+    try:
+        return FaceAnalyzer(device=device)
+    except DeviceError as error:
+        _note(f"error: {error}")
+        sys.exit(EXIT_ERROR)
+
+
+def _fail(message: str, as_json: bool) -> None:
+    """Report a user-facing error and exit with status 2."""
+    if as_json:
+        click.echo(json.dumps({"error": message}))
+    _note(f"error: {message}")
+    sys.exit(EXIT_ERROR)
+
+
+def _note(message: str) -> None:
+    """One plain line on stderr (never wrapped, never read as markup)."""
+    click.echo(message, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="facecluster")
+def main() -> None:
+    """Find, recognise and group the faces in your photos, offline."""
+
+
+@main.command("verify")
+@click.argument("first", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("second", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--threshold",
+    type=float,
+    default=SAME_PERSON_THRESHOLD,
+    show_default=True,
+    help="Distance below which the faces count as the same person (chosen on LFW).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@device_option
+def verify_command(first: Path, second: Path, threshold: float, as_json: bool, device: str) -> None:
+    """Say whether the main faces of two photos are the same person.
+
+    The main face is the largest one in each photo.
+
+    \b
+    Exit status: 0 same person, 1 different people,
+                 2 error (unreadable file, not an image, no face found, bad option).
+    """
+    analyzer = _analyzer(device)
+    faces = []
+    for path in (first, second):
+        try:
+            found = analyzer.analyze(path)
+        except ImageLoadError as error:
+            _fail(f"{path}: {error}", as_json)
+        if not found:
+            _fail(f"{path}: no face found", as_json)
+        faces.append(found)
+    result = verify(main_face(faces[0]), main_face(faces[1]), threshold)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "first": str(first),
+                    "second": str(second),
+                    "distance": round(result.distance, 6),
+                    "threshold": threshold,
+                    "same": result.same,
+                    "faces": [len(faces[0]), len(faces[1])],
+                    "device": analyzer.runtime.label,
+                }
+            )
+        )
+    else:
+        verdict = "same person" if result.same else "different people"
+        click.echo(f"{verdict} (distance {result.distance:.4f}, threshold {threshold:.2f})")
+        _note(f"ran on {analyzer.runtime.label}")
+    sys.exit(0 if result.same else 1)
+
+
+@main.command("faces")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--embedding", is_flag=True, help="Include the 128-D embedding of each face.")
+@device_option
+def faces_command(photos: tuple[Path, ...], embedding: bool, device: str) -> None:
+    """Print the faces found in PHOTOS as JSON lines.
+
+    One line per face: file, index, box [x1, y1, x2, y2], five landmarks (left eye,
+    right eye, nose, left and right mouth corner), detection score and quality, in the
+    photo's upright full-resolution pixels. Unreadable files are reported on stderr.
+
+    \b
+    Exit status: 0 every file was read, 2 some file could not be read.
+    """
+    analyzer = _analyzer(device)
+    _note(f"running on {analyzer.runtime.label}")
+    failed = False
+    for result in analyzer.analyze_many(photos):
+        if result.error is not None:
+            failed = True
+            _note(f"error: {result.source}: {result.error}")
+            continue
+        for index, face in enumerate(result.faces):
+            record = {"file": str(result.source), "face": index, **face.to_dict(with_embedding=embedding)}
+            click.echo(json.dumps(record))
+    sys.exit(EXIT_ERROR if failed else 0)
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Measure the models on labelled data."""
+
+
+@eval_group.command("lfw")
+@click.argument("lfw_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Default: DIR/pairs.txt.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@device_option
+def eval_lfw_command(lfw_dir: Path, pairs: Path | None, as_json: bool, device: str) -> None:
+    """Run the standard LFW 10-fold verification protocol on LFW_DIR.
+
+    LFW_DIR holds pairs.txt and the images (NAME/NAME_NNNN.jpg, directly or under
+    images/). Each fold's threshold is chosen on the other nine; prints mean accuracy,
+    its standard deviation and TAR at FAR=1e-3 over all pairs.
+    """
+    from facecluster.evaluation.lfw import VARIANTS, evaluate_lfw
+
+    pairs_file = pairs or lfw_dir / "pairs.txt"
+    if not pairs_file.is_file():
+        _fail(f"{pairs_file}: no such file (the LFW protocol file)", as_json)
+    analyzer = _analyzer(device)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("embedding LFW"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=as_json,
+    ) as progress:
+        task = progress.add_task("lfw", total=None)
+        reports = evaluate_lfw(
+            lfw_dir, analyzer, lambda done, total: progress.update(task, completed=done, total=total), pairs_file
+        )
+    elapsed = time.perf_counter() - started
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    name: {
+                        "mean_accuracy": report.mean_accuracy,
+                        "std_accuracy": report.std_accuracy,
+                        "fold_accuracies": report.fold_accuracies,
+                        "threshold": report.threshold,
+                        "tar_at_far_1e-3": report.tar_at_far,
+                        "pairs": report.pairs,
+                        "images": report.images,
+                        "undetected_fallbacks": report.fallbacks,
+                    }
+                    for name, report in reports.items()
+                }
+                | {"device": analyzer.runtime.label, "seconds": round(elapsed, 1)}
+            )
+        )
+        return
+    table = Table(title=f"LFW 10-fold verification ({reports['flip'].pairs} pairs, {reports['flip'].images} images)")
+    for column in ("embedding", "accuracy", "std", "threshold", "TAR@FAR=1e-3"):
+        table.add_column(column, justify="left" if column == "embedding" else "right")
+    for name, report in reports.items():
+        table.add_row(
+            VARIANTS[name],
+            f"{report.mean_accuracy:.2%}",
+            f"{report.std_accuracy:.2%}",
+            f"{report.threshold:.4f}",
+            f"{report.tar_at_far:.2%}",
+        )
+    Console().print(table)
+    click.echo(
+        f"faces not detected (central crop used): {reports['flip'].fallbacks}; "
+        f"{elapsed:.0f} s on {analyzer.runtime.label}"
+    )
