@@ -24,11 +24,14 @@ class Runtime:
 
     requested: str
     provider: str
+    fallback: str = ""
+    """Why CUDA is not in use although this onnxruntime offers it ('' when not applicable)."""
 
     @property
     def label(self) -> str:
-        """Short human label: 'GPU (CUDA)' or 'CPU'."""
-        return "GPU (CUDA)" if self.provider == _CUDA else "CPU"
+        """Short human label: 'GPU (CUDA)' or 'CPU', with the fallback reason if any."""
+        name = "GPU (CUDA)" if self.provider == _CUDA else "CPU"
+        return f"{name} ({self.fallback})" if self.fallback else name
 
 
 def model_path(filename: str) -> Path:
@@ -66,4 +69,5 @@ def open_session(filename: str, device: str = "auto") -> tuple[ort.InferenceSess
     used = session.get_providers()[0]
     if device == "cuda" and used != _CUDA:
         raise DeviceError("CUDA was requested but onnxruntime could not initialise it; see its log")
-    return session, Runtime(requested=device, provider=used)
+    fallback = "CUDA provider present but could not be initialised" if _CUDA in providers and used != _CUDA else ""
+    return session, Runtime(requested=device, provider=used, fallback=fallback)
