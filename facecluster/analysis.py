@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,8 @@ class Face:
     quality: FaceQuality
     embedding: np.ndarray = field(repr=False)
     """128 floats, unit length."""
+    thumbnail: bytes | None = field(default=None, repr=False)
+    """A small JPEG of the face, when the analyzer was asked for thumbnails."""
 
     def to_dict(self, with_embedding: bool = False) -> dict:
         """JSON-ready form."""
@@ -55,6 +58,8 @@ class AnalysisResult:
     source: ImageInput
     faces: list[Face]
     error: ImageLoadError | None = None
+    size: tuple[int, int] = (0, 0)
+    """(width, height) of the upright photo at full resolution."""
 
 
 class StageTimer:
@@ -68,6 +73,21 @@ class StageTimer:
         now = time.perf_counter()
         self.seconds[stage] += now - started
         return now
+
+
+THUMBNAIL_SIDE = 112
+
+
+def face_thumbnail(rgb: np.ndarray, box: np.ndarray) -> bytes:
+    """A square JPEG of the face box with a 25 % margin, at most THUMBNAIL_SIDE pixels."""
+    x1, y1, x2, y2 = box
+    half = max(x2 - x1, y2 - y1) * 0.625
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    crop = Image.fromarray(rgb).crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+    crop.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    buffer = io.BytesIO()
+    crop.save(buffer, format="JPEG", quality=82)
+    return buffer.getvalue()
 
 
 def _as_loaded(image: ImageInput) -> LoadedImage:
@@ -92,7 +112,9 @@ class FaceAnalyzer:
         device: str = "auto",
         flip: bool = True,
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        thumbnails: bool = False,
     ) -> None:
+        self.thumbnails = thumbnails
         self.detector = FaceDetector(device=device, score_threshold=score_threshold)
         self.embedder = FaceEmbedder(device=device, flip=flip)
         self.timer = StageTimer()
@@ -115,7 +137,7 @@ class FaceAnalyzer:
         A photo that cannot be decoded is yielded with its ``ImageLoadError``; it never
         stops the others.
         """
-        pending: list[tuple[ImageInput, list[tuple], list[np.ndarray]]] = []
+        pending: list[tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]] = []
         for image in images:
             try:
                 pending.append(self._detect_and_align(image))
@@ -124,12 +146,12 @@ class FaceAnalyzer:
                 pending = []
                 yield AnalysisResult(source=image, faces=[], error=error)
                 continue
-            if sum(len(chips) for _, _, chips in pending) >= batch_size:
+            if sum(len(entry[2]) for entry in pending) >= batch_size:
                 yield from self._embed(pending)
                 pending = []
         yield from self._embed(pending)
 
-    def _detect_and_align(self, image: ImageInput) -> tuple[ImageInput, list[tuple], list[np.ndarray]]:
+    def _detect_and_align(self, image: ImageInput) -> tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]:
         started = time.perf_counter()
         loaded = _as_loaded(image)
         started = self.timer.add("decode", started)
@@ -140,20 +162,21 @@ class FaceAnalyzer:
             chip = align_face(loaded.rgb, detection.landmarks)
             box = detection.box * loaded.scale
             quality = assess(box, detection.score, chip)
-            metas.append((box, detection.landmarks * loaded.scale, detection.score, quality))
+            thumbnail = face_thumbnail(loaded.rgb, detection.box) if self.thumbnails else None
+            metas.append((box, detection.landmarks * loaded.scale, detection.score, quality, thumbnail))
             chips.append(chip)
         self.timer.add("align", started)
-        return image, metas, chips
+        return image, metas, chips, loaded.full_size
 
     def _embed(self, pending: list) -> Iterator[AnalysisResult]:
-        chips = [chip for _, _, image_chips in pending for chip in image_chips]
+        chips = [chip for entry in pending for chip in entry[2]]
         started = time.perf_counter()
         vectors = self.embedder.embed(np.stack(chips)) if chips else np.zeros((0, 128), np.float32)
         self.timer.add("embed", started)
         cursor = 0
-        for image, metas, _ in pending:
+        for image, metas, _, size in pending:
             faces = []
-            for box, landmarks, score, quality in metas:
+            for box, landmarks, score, quality, thumbnail in metas:
                 faces.append(
                     Face(
                         box=tuple(float(v) for v in box),
@@ -161,10 +184,11 @@ class FaceAnalyzer:
                         score=float(score),
                         quality=quality,
                         embedding=vectors[cursor],
+                        thumbnail=thumbnail,
                     )
                 )
                 cursor += 1
-            yield AnalysisResult(source=image, faces=faces)
+            yield AnalysisResult(source=image, faces=faces, size=size)
 
 
 _DEFAULT: FaceAnalyzer | None = None

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from facecluster import __version__
 from facecluster.analysis import FaceAnalyzer
+from facecluster.grouping import DEFAULT_METHOD, DEFAULT_THRESHOLDS, METHODS, GroupingOptions
 from facecluster.images import ImageLoadError
 from facecluster.runtime import DEVICES, DeviceError
 from facecluster.verify import SAME_PERSON_THRESHOLD, main_face, verify
@@ -138,6 +140,151 @@ def faces_command(photos: tuple[Path, ...], embedding: bool, device: str) -> Non
             record = {"file": str(result.source), "face": index, **face.to_dict(with_embedding=embedding)}
             click.echo(json.dumps(record))
     sys.exit(EXIT_ERROR if failed else 0)
+
+
+@main.command("scan")
+@click.argument("photos", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("facecluster-output"),
+    show_default=True,
+    help="Output folder (albums, report, index); never inside PHOTOS.",
+)
+@click.option("--copy", "album_mode", flag_value="copy", help="Albums hold copies of the photos.")
+@click.option("--hardlink", "album_mode", flag_value="hardlink", help="Albums hold hard links.")
+@click.option(
+    "--symlink", "album_mode", flag_value="symlink", default=True, help="Albums hold symbolic links (default)."
+)
+@click.option("--include-hidden", is_flag=True, help="Also scan hidden files and folders.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths or names matching GLOB (repeatable).")
+@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected).")
+@click.option(
+    "--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True, help="Grouping method."
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Grouping distance threshold [default: " + ", ".join(f"{m} {t}" for m, t in DEFAULT_THRESHOLDS.items()) + "].",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be analysed and removed; write nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (logs go to stderr).")
+@device_option
+def scan_command(
+    photos: Path,
+    output: Path,
+    album_mode: str,
+    include_hidden: bool,
+    exclude: tuple[str, ...],
+    follow_symlinks: bool,
+    method: str,
+    threshold: float | None,
+    dry_run: bool,
+    quiet: bool,
+    as_json: bool,
+    device: str,
+) -> None:
+    """Find every face under PHOTOS, group them by person and write albums and a report.
+
+    Writes into the output folder: people/<person>/ (links to the photos),
+    people/unsorted/, people/no-faces.txt, report.html, people.json and the face index
+    (index.sqlite). Runs again analyse only new or changed photos; deleted photos leave
+    the index. The photo folder is only read, never written.
+
+    \b
+    Exit status: 0 done (unreadable photos are skipped and listed, not errors),
+                 2 bad arguments (missing folder, output inside PHOTOS),
+                 3 another scan is using the output folder,
+                 4 the output folder cannot be written (read-only, disk full),
+                 130 interrupted (Ctrl-C); the next run resumes where it stopped.
+    """
+    from facecluster.scan import Progress as ScanProgress
+    from facecluster.scan import ScanError, ScanOptions, plan_only, run_scan
+
+    options = ScanOptions(
+        include_hidden=include_hidden,
+        exclude=exclude,
+        follow_symlinks=follow_symlinks,
+        grouping=GroupingOptions(method=method, threshold=threshold),
+        device=device,
+    )
+    try:
+        if dry_run:
+            plan = plan_only(photos, output, options)
+            if as_json:
+                click.echo(
+                    json.dumps(
+                        {
+                            "analyse": [f.relative for f in plan.to_read],
+                            "remove": plan.removed,
+                            "unreadable_folders": [p.relative for p in plan.problems],
+                        }
+                    )
+                )
+            else:
+                for found in plan.to_read:
+                    click.echo(f"analyse\t{found.relative}")
+                for relative in plan.removed:
+                    click.echo(f"remove\t{relative}")
+                _note(f"{len(plan.found)} photos found: {len(plan.to_read)} to analyse, {len(plan.removed)} to remove")
+            return
+        show = not (quiet or as_json)
+        with Progress(
+            TextColumn("[bold]analysing"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} photos"),
+            TextColumn("{task.fields[faces]} faces"),
+            TimeRemainingColumn(),
+            console=stderr,
+            disable=not show,
+        ) as bar:
+            tasks: list = []
+            faces = [0]
+
+            def start(total: int) -> None:
+                tasks.append(bar.add_task("photos", total=total, faces=0))
+
+            def advance(found: int) -> None:
+                faces[0] += found
+                bar.update(tasks[0], advance=1, faces=faces[0])
+
+            outcome = run_scan(photos, output, options, ScanProgress(start, advance), album_mode)
+    except ScanError as error:
+        _note(f"error: {error}")
+        sys.exit(error.exit_code)
+    except DeviceError as error:
+        _note(f"error: {error}")
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        _note("interrupted: every photo analysed so far is saved; run the same command to resume")
+        sys.exit(130)
+    summary = outcome.summary
+    if as_json:
+        click.echo(json.dumps({**summary, "output": str(output.resolve())}))
+    elif not quiet:
+        table = Table(title=f"facecluster scan of {photos}")
+        table.add_column("")
+        table.add_column("", justify="right")
+        rows = [
+            ("photos with faces or none", summary["photos"]),
+            ("new or changed files", summary["new_or_changed"]),
+            ("removed from index", summary["removed"]),
+            ("faces", summary["faces"]),
+            ("people", summary["people"]),
+            ("unsorted faces", summary["unsorted"]),
+            ("photos without faces", summary["no_faces"]),
+            ("skipped files", summary["skipped"]),
+            ("grouping", f"{summary['method']} {summary['threshold']}"),
+            ("time", f"{summary['seconds']:.1f} s"),
+            ("ran on", summary["device"]),
+        ]
+        for name, value in rows:
+            table.add_row(name, escape(str(value)))
+        Console(stderr=True).print(table)
+        _note(f"report: {output.resolve() / 'report.html'}")
 
 
 @main.group("eval")

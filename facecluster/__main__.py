@@ -1,0 +1,5 @@
+"""`python -m facecluster`: the command line."""
+
+from facecluster.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""The face index: a SQLite database in the output folder, written one photo per transaction.
+
+Tables: ``photos`` (a path below the scanned folder and the size/mtime it had when read),
+``contents`` (one row per distinct file content, by SHA-256: its outcome, size and EXIF),
+``faces`` (the faces of a content). A photo's content, faces and path row are committed
+together, so a scan killed at any moment leaves every photo either fully indexed or absent.
+Paths are stored as bytes (``os.fsencode``), so any file name round-trips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecluster.analysis import Face
+
+SCHEMA_VERSION = 1
+INDEX_FILE = "index.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contents (
+    sha256 TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('faces', 'no_faces', 'skipped')),
+    reason TEXT,
+    width INTEGER,
+    height INTEGER,
+    taken TEXT,
+    camera TEXT
+);
+CREATE TABLE IF NOT EXISTS photos (
+    path BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT REFERENCES contents(sha256),
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS photos_sha256 ON photos(sha256);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL REFERENCES contents(sha256) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    landmarks TEXT NOT NULL,
+    score REAL NOT NULL,
+    size REAL NOT NULL,
+    sharpness REAL NOT NULL,
+    embedding BLOB NOT NULL,
+    thumbnail BLOB,
+    UNIQUE (sha256, idx)
+);
+"""
+
+
+class IndexUnavailable(Exception):
+    """The index cannot be opened or written; the message says why."""
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    """A path's row in the index."""
+
+    relative: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """A face as stored, without its thumbnail."""
+
+    face_id: int
+    sha256: str
+    box: tuple[float, float, float, float]
+    score: float
+    size: float
+    sharpness: float
+    embedding: np.ndarray
+
+
+def _key(relative: str) -> bytes:
+    return os.fsencode(relative)
+
+
+def _relative(key: bytes) -> str:
+    return os.fsdecode(key)
+
+
+class FaceIndex:
+    """Open (or create) the index in ``folder``; ``readonly`` opens an existing one untouched."""
+
+    def __init__(self, folder: Path, readonly: bool = False) -> None:
+        self.path = Path(folder) / INDEX_FILE
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+                return
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+            version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(version[0]) != SCHEMA_VERSION:
+                raise IndexUnavailable(f"{self.path}: index schema {version[0]}, this version reads {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as error:
+            raise IndexUnavailable(f"{self.path}: cannot open the face index ({error})") from error
+
+    def close(self) -> None:
+        self.db.close()
+
+    def photos(self) -> dict[str, StoredPhoto]:
+        """Every indexed path."""
+        rows = self.db.execute("SELECT path, size, mtime_ns, sha256, error FROM photos")
+        return {_relative(r[0]): StoredPhoto(_relative(r[0]), r[1], r[2], r[3], r[4]) for r in rows}
+
+    def has_content(self, sha256: str) -> bool:
+        """Whether this content was analysed already (skipped contents are retried)."""
+        row = self.db.execute("SELECT status FROM contents WHERE sha256=?", (sha256,)).fetchone()
+        return row is not None and row[0] != "skipped"
+
+    def record_paths(self, entries: Iterable[tuple[str, int, int, str | None, str | None]]) -> None:
+        """Upsert (relative, size, mtime_ns, sha256, error) rows in one transaction."""
+        with self._transaction():
+            self._upsert_paths(entries)
+
+    def record_analysis(
+        self,
+        sha256: str,
+        paths: list[tuple[str, int, int]],
+        status: str,
+        reason: str | None,
+        width: int | None,
+        height: int | None,
+        taken: str | None,
+        camera: str | None,
+        faces: list[Face],
+    ) -> None:
+        """Store one analysed content, its faces and every path holding it, atomically."""
+        with self._transaction():
+            self.db.execute("DELETE FROM faces WHERE sha256=?", (sha256,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO contents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sha256, status, reason, width, height, taken, camera),
+            )
+            self.db.executemany(
+                "INSERT INTO faces (sha256, idx, x1, y1, x2, y2, landmarks, score, size, sharpness, embedding,"
+                " thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        sha256,
+                        i,
+                        *face.box,
+                        json.dumps([[round(x, 2), round(y, 2)] for x, y in face.landmarks]),
+                        face.score,
+                        face.quality.size,
+                        face.quality.sharpness,
+                        np.asarray(face.embedding, dtype=np.float32).tobytes(),
+                        face.thumbnail,
+                    )
+                    for i, face in enumerate(faces)
+                ],
+            )
+            self._upsert_paths((relative, size, mtime, sha256, None) for relative, size, mtime in paths)
+
+    def remove_paths(self, relatives: Iterable[str]) -> None:
+        """Forget these paths and every content no path refers to any more."""
+        with self._transaction():
+            self.db.executemany("DELETE FROM photos WHERE path=?", ((_key(r),) for r in relatives))
+            self.db.execute(
+                "DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM photos WHERE sha256 IS NOT NULL)"
+            )
+
+    def contents(self) -> dict[str, tuple[str, str | None, int | None, int | None, str | None, str | None]]:
+        """sha256 -> (status, reason, width, height, taken, camera)."""
+        rows = self.db.execute("SELECT sha256, status, reason, width, height, taken, camera FROM contents")
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    def faces(self) -> list[StoredFace]:
+        """Every face of every content, in id order."""
+        rows = self.db.execute(
+            "SELECT id, sha256, x1, y1, x2, y2, score, size, sharpness, embedding FROM faces ORDER BY id"
+        )
+        return [
+            StoredFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8], np.frombuffer(r[9], np.float32))
+            for r in rows
+        ]
+
+    def thumbnail(self, face_id: int) -> bytes:
+        """The stored JPEG thumbnail of a face (empty when none)."""
+        row = self.db.execute("SELECT thumbnail FROM faces WHERE id=?", (face_id,)).fetchone()
+        return bytes(row[0]) if row and row[0] else b""
+
+    def _upsert_paths(self, entries: Iterable[tuple[str, int, int, str | None, str | None]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO photos VALUES (?, ?, ?, ?, ?)",
+            ((_key(rel), size, mtime, sha, error) for rel, size, mtime, sha, error in entries),
+        )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: type | None, *_: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
