@@ -5,8 +5,9 @@
 Identity = the photo's folder name. Each photo's labelled face is its confident detection
 (score >= 0.5) nearest the centre; other faces in a photo (bystanders) are grouped but not
 scored. Unsorted labelled faces count as groups of one. Besides the scan's own grouping, the
-threshold of each method is swept on the same embeddings; identities are split into two
-halves by a hash of the name (A tunes, B checks), so a setting is never judged on one number.
+threshold of each method is swept on the same embeddings. Identities are split into two
+halves by a hash of the name and each half's photos are grouped on their own (A tunes, B
+checks), so a setting is never judged on one number; "all" groups every face together.
 A second scan of the unchanged folder measures the incremental path.
 """
 
@@ -15,6 +16,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import resource
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,23 +29,33 @@ from facecluster.grouping import DEFAULT_METHOD, DEFAULT_THRESHOLDS, GroupingOpt
 from facecluster.index import FaceIndex
 from facecluster.scan import ScanOptions, run_scan, usable
 
-SWEEP = {"agglomerative": (0.40, 0.45, 0.475, 0.50, 0.525, 0.55, 0.60), "hdbscan": (0.25, 0.30, 0.35, 0.40, 0.45)}
+SWEEP = {"agglomerative": (0.33, 0.34, 0.35, 0.36, 0.375), "hdbscan": (0.25, 0.28, 0.30)}
 HEADER = "pair P | pair R | pair F1 | B3 P  | B3 R  | B3 F1 | groups/people"
+
+
+def render_screenshot(output: Path) -> Path | None:
+    """Render report.html with headless Chromium into output/report.png, when Chromium exists."""
+    if shutil.which("chromium") is None:
+        return None
+    script = Path(__file__).with_name("report_screenshot.py")
+    subprocess.run([sys.executable, str(script), str(output)], check=True, capture_output=True)
+    return output / "report.png"
 
 
 def half(name: str) -> str:
     return "A" if hashlib.sha256(name.encode()).digest()[0] % 2 == 0 else "B"
 
 
-def labelled_faces(index: FaceIndex) -> tuple[list, dict[int, str]]:
-    """All faces, and face id -> identity for each photo's labelled face."""
+def labelled_faces(index: FaceIndex) -> tuple[list, dict[int, str], dict[str, str]]:
+    """All faces, face id -> identity for each photo's labelled face, content -> identity."""
     faces = index.faces()
     by_content: dict[str, list] = {}
     for face in faces:
         by_content.setdefault(face.sha256, []).append(face)
     contents = index.contents()
-    identity = {}
+    identity, content_identity = {}, {}
     for relative, stored in index.photos().items():
+        content_identity[stored.sha256] = relative.split("/")[0]
         candidates = by_content.get(stored.sha256 or "", [])
         if not candidates:
             continue
@@ -50,14 +64,13 @@ def labelled_faces(index: FaceIndex) -> tuple[list, dict[int, str]]:
         confident = [f for f in candidates if f.score >= 0.5] or candidates
         chosen = min(confident, key=lambda f: np.linalg.norm((np.array(f.box[:2]) + f.box[2:]) / 2 - centre))
         identity[chosen.face_id] = relative.split("/")[0]
-    return faces, identity
+    return faces, identity, content_identity
 
 
-def print_scores(label: str, identity: dict[int, str], assigned: dict[int, int]) -> None:
-    for part in ("A", "B", "all"):
-        ids = [i for i in identity if part == "all" or half(identity[i]) == part]
-        scores = score_clustering([identity[i] for i in ids], [assigned.get(i, -1) for i in ids])
-        print(f"{label:<28} {part:>3} | " + " | ".join(as_row(scores)))
+def print_scores(label: str, part: str, identity: dict[int, str], assigned: dict[int, int]) -> None:
+    ids = [i for i in identity if part == "all" or half(identity[i]) == part]
+    scores = score_clustering([identity[i] for i in ids], [assigned.get(i, -1) for i in ids])
+    print(f"{label:<34} {part:>3} | " + " | ".join(as_row(scores)))
 
 
 def main() -> None:
@@ -75,6 +88,7 @@ def main() -> None:
     started = time.perf_counter()
     run_scan(images, args.output, ScanOptions())
     second = time.perf_counter() - started
+    screenshot = render_screenshot(args.output)
     summary = outcome.summary
     print(
         f"scan of {images}: {summary['files']} files, {summary['analysed']} analysed, {summary['faces']} faces, "
@@ -85,22 +99,24 @@ def main() -> None:
         f"first scan {first:.0f} s ({summary['analysed'] / first:.1f} photos/s); "
         f"unchanged re-scan {second:.1f} s; peak memory {peak_mb:.0f} MB"
     )
+    print(f"report screenshot: {screenshot or 'skipped (no chromium)'}")
     index = FaceIndex(args.output)
-    faces, identity = labelled_faces(index)
+    faces, identity, content_identity = labelled_faces(index)
     index.close()
     print(f"\n{len(identity)} labelled faces of {len(set(identity.values()))} people\n")
-    print(f"{'grouping':<28} {'set':>3} | {HEADER}")
+    print(f"{'grouping':<34} {'set':>3} | {HEADER}")
     key_of = {face.face_id: n for n, person in enumerate(outcome.people) for face in person.faces}
-    print_scores(f"scan default ({DEFAULT_METHOD} {DEFAULT_THRESHOLDS[DEFAULT_METHOD]})", identity, key_of)
+    print_scores(f"scan default ({DEFAULT_METHOD} {DEFAULT_THRESHOLDS[DEFAULT_METHOD]})", "all", identity, key_of)
     good = [f for f in faces if usable(f)]
-    embeddings = np.stack([f.embedding for f in good])
     for method, thresholds in SWEEP.items():
         for threshold in thresholds:
-            started = time.perf_counter()
-            labels = group_embeddings(embeddings, GroupingOptions(method, threshold))
-            seconds = time.perf_counter() - started
-            assigned = {f.face_id: int(label) for f, label in zip(good, labels, strict=True)}
-            print_scores(f"{method} {threshold} ({seconds:.0f} s)", identity, assigned)
+            for part in ("A", "B", "all"):
+                chosen = [f for f in good if part == "all" or half(content_identity[f.sha256]) == part]
+                started = time.perf_counter()
+                labels = group_embeddings(np.stack([f.embedding for f in chosen]), GroupingOptions(method, threshold))
+                seconds = time.perf_counter() - started
+                assigned = {f.face_id: int(label) for f, label in zip(chosen, labels, strict=True)}
+                print_scores(f"{method} {threshold} ({seconds:.0f} s)", part, identity, assigned)
 
 
 if __name__ == "__main__":

@@ -177,9 +177,15 @@ class FaceIndex:
         """Forget these paths and every content no path refers to any more."""
         with self._transaction():
             self.db.executemany("DELETE FROM photos WHERE path=?", ((_key(r),) for r in relatives))
-            self.db.execute(
-                "DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM photos WHERE sha256 IS NOT NULL)"
-            )
+            self._drop_orphans()
+
+    def drop_orphans(self) -> None:
+        """Forget contents (and their faces) that no path refers to, e.g. after a file changed."""
+        with self._transaction():
+            self._drop_orphans()
+
+    def _drop_orphans(self) -> None:
+        self.db.execute("DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM photos WHERE sha256 IS NOT NULL)")
 
     def contents(self) -> dict[str, tuple[str, str | None, int | None, int | None, str | None, str | None]]:
         """sha256 -> (status, reason, width, height, taken, camera)."""

@@ -25,12 +25,20 @@ from facecluster.report import write_report
 from facecluster.walk import FoundFile, walk_photos
 
 LOCK_FILE = ".lock"
-MIN_FACE_SIZE = 40.0
-"""Faces whose box is narrower than this (full-resolution pixels) stay out of groups."""
+MIN_FACE_SIZE = 32.0
+"""Faces whose box is narrower than this (full-resolution pixels) stay out of groups.
+
+Measured on 1,200 LFW pairs downscaled to median face sizes of 94 / 48 / 38 / 29 / 24 / 18 px:
+verification accuracy 99.3 / 98.8 / 98.9 / 97.5 / 96.3 / 90.3 % (and fewer faces detected
+below 24 px)."""
 MIN_GROUP_SCORE = 0.9
 """Detections less confident than this stay out of groups."""
 MIN_SHARPNESS = 2.0
-"""Chips whose Laplacian variance is below this are too blurred to join groups."""
+"""Chips whose Laplacian variance is below this are too blurred to join groups.
+
+Measured on 1,200 LFW pairs blurred with a Gaussian of sigma 0 / 1.5 / 2 / 3 pixels: median
+sharpness 32.9 / 4.7 / 2.8 / 1.5, verification accuracy 99.3 / 98.8 / 97.3 / 91.8 %; 95 % of
+unblurred LFW faces score above 13.6."""
 
 
 class ScanError(Exception):
@@ -180,6 +188,7 @@ def analyse_files(index: FaceIndex, files: list[FoundFile], analyzer: FaceAnalyz
                 sha, paths, status, None, width, height, metadata.taken, metadata.camera, result.faces
             )
         progress.advance(len(result.faces))
+    index.drop_orphans()
     return len(owners)
 
 
@@ -213,7 +222,12 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
             no_faces.append(photo)
     faces = [f for f in index.faces() if f.sha256 in photos]
     good = [f for f in faces if usable(f)]
-    labels = group_embeddings(np.stack([f.embedding for f in good]), grouping) if good else np.zeros(0, int)
+    grouping = grouping.for_count(len(good))
+    labels = (
+        group_embeddings(np.stack([f.embedding for f in good]), grouping, [f.sha256 for f in good])
+        if good
+        else np.zeros(0, int)
+    )
     label_of = {f.face_id: int(label) for f, label in zip(good, labels, strict=True)}
 
     def info(face: StoredFace) -> FaceInfo:
@@ -245,7 +259,7 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
         unsorted=unsorted,
         no_faces=sorted(no_faces, key=lambda p: p.relative),
         skipped=skipped,
-        summary={},
+        summary={"method": grouping.method, "threshold": grouping.effective_threshold},
     )
 
 
@@ -295,6 +309,7 @@ def run_scan(
         photos_with_faces = {f.photo.relative for p in outcome.people for f in p.faces}
         photos_with_faces |= {f.photo.relative for f in outcome.unsorted}
         outcome.summary = {
+            **outcome.summary,
             "files": len(plan.found),
             "photos": len(photos_with_faces) + len(outcome.no_faces),
             "new_or_changed": len(plan.to_read),
@@ -305,8 +320,6 @@ def run_scan(
             "unsorted": len(outcome.unsorted),
             "no_faces": len(outcome.no_faces),
             "skipped": len(outcome.skipped),
-            "method": options.grouping.method,
-            "threshold": options.grouping.effective_threshold,
             "device": device,
             "seconds": round(time.perf_counter() - started, 2),
         }

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -89,6 +90,20 @@ def test_rescan_is_incremental(library, tmp_path):
     with sqlite3.connect(output / "index.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 10
         assert db.execute("SELECT COUNT(DISTINCT sha256) FROM photos").fetchone()[0] == 9
+
+
+def test_changed_photo_is_reanalysed_and_its_old_faces_dropped(library, tmp_path):
+    output = tmp_path / "out"
+    scan(library, output)
+    target = library / "Colin_Powell" / "Colin_Powell_0002.jpg"
+    Image.open(library / "George_W_Bush" / "George_W_Bush_0002.jpg").save(target, quality=85)  # new picture
+    os.utime(target, ns=(time.time_ns(), time.time_ns()))
+    _, summary = scan(library, output)
+    assert summary["new_or_changed"] == 1 and summary["faces"] == 16
+    with sqlite3.connect(output / "index.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM contents").fetchone()[0] == 10  # the old content is gone
+    bush = next(photos for photos in albums(output).values() if "George_W_Bush_0001.jpg" in photos)
+    assert "Colin_Powell_0002.jpg" in bush
 
 
 def test_exif_rotated_photo_is_found_and_grouped(library, tmp_path):
@@ -200,3 +215,30 @@ def test_killed_scan_resumes_without_loss_or_duplicates(tmp_path):
     assert result.exit_code == 0, result.output
     assert summary["analysed"] == 30 - indexed_at_kill[-1]
     assert _index_state(output) == _index_state(reference)
+
+
+def test_heic_photo_is_read_and_grouped(library, tmp_path):
+    pytest.importorskip("pillow_heif")
+    Image.open(library / "Serena_Williams" / "Serena_Williams_0002.jpg").save(
+        library / "Serena_Williams" / "phone.heic", quality=90
+    )
+    output = tmp_path / "out"
+    scan(library, output)
+    serena = next(photos for photos in albums(output).values() if "Serena_Williams_0001.jpg" in photos)
+    assert "phone.heic" in serena
+
+
+def test_report_of_a_real_scan_renders_in_chromium(library, tmp_path):
+    from tests.test_outputs import CHROMIUM, chromium_render
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed")
+    output = tmp_path / "out"
+    _, summary = scan(library, output)
+    dom = chromium_render(output / "report.html", tmp_path / "profile")
+    assert dom.count("<img") == summary["faces"]
+    assert "<script" not in dom
+    shot = tmp_path / "shot.png"
+    chromium_render(output / "report.html", tmp_path / "profile", screenshot=shot)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 20  # thumbnails drew real photo content, not an empty page
