@@ -265,7 +265,7 @@ def scan_command(
     if as_json:
         click.echo(json.dumps({**summary, "output": str(output.resolve())}))
     elif not quiet:
-        table = Table(title=f"facecluster scan of {photos}")
+        table = Table(title=f"facecluster scan of {photos}", show_header=False)
         table.add_column("")
         table.add_column("", justify="right")
         rows = [
