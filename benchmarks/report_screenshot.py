@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from facecluster.report import HEADLESS_CHROMIUM_FLAGS
+
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
 
@@ -24,16 +26,7 @@ def screenshot(page: Path, png: Path, chromium: str = DEFAULT_CHROMIUM, width: i
     with tempfile.TemporaryDirectory(prefix="facecluster-chromium-") as profile:
         command = [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--virtual-time-budget=5000",
+            *HEADLESS_CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             f"--screenshot={png}",
             f"--window-size={width},{height}",

@@ -53,6 +53,22 @@ td,th{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);word-b
 _CSP = "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
+HEADLESS_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=5000",
+)
+"""How the tests and benchmarks/report_screenshot.py open the report in Debian's chromium
+(offline, no background traffic, a fresh profile added by the caller)."""
+
+
 def write_report(outcome: ScanOutcome, output: Path) -> Path:
     """Write ``output/report.html`` (atomically) and its face thumbnails; return the page's path.
 

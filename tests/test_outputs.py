@@ -17,7 +17,7 @@ from PIL import Image
 from facecluster.albums import write_albums
 from facecluster.export import write_people_json
 from facecluster.outcome import FaceInfo, PersonGroup, PhotoInfo, ScanOutcome, SkippedFile
-from facecluster.report import write_report
+from facecluster.report import HEADLESS_CHROMIUM_FLAGS, write_report
 
 HOSTILE = "<img src=x onerror=alert(1)>.jpg"
 QUOTED = 'it\'s a "quoted" name.jpg'
@@ -291,20 +291,7 @@ def test_all_writers_together_write_only_inside_output(outcome: ScanOutcome, tmp
 
 def chromium_render(page: Path, profile: Path, screenshot: Path | None = None, timeout: float = 20) -> str:
     """Render ``page`` with headless Chromium; return the DOM, or write a 1200x1600 PNG screenshot."""
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--virtual-time-budget=5000",
-        f"--user-data-dir={profile}",
-    ]
+    command = [str(CHROMIUM), *HEADLESS_CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
     if screenshot is None:
         command.append("--dump-dom")
     else:
