@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +37,13 @@ class FaceInfo:
     sharpness: float
     usable: bool
     """Whether the face was good enough to take part in grouping."""
-    thumbnail: bytes
-    """A small JPEG of the face."""
+    load_thumbnail: Callable[[], bytes] = field(default=lambda: b"", repr=False, compare=False)
+    """Reads the face's small JPEG on demand, so a large library's thumbnails never sit in memory."""
+
+    @property
+    def thumbnail(self) -> bytes:
+        """A small JPEG of the face (empty when none)."""
+        return self.load_thumbnail()
 
 
 @dataclass

@@ -191,17 +191,18 @@ def _write_thumbs(outcome: ScanOutcome, folder: Path) -> None:
     faces = [face for person in outcome.people for face in person.faces] + list(outcome.unsorted)
     wanted: set[str] = set()
     for face in faces:
-        if not face.thumbnail:
+        thumbnail = face.thumbnail  # read once: it may come from the index on demand
+        if not thumbnail:
             continue
         name = f"{int(face.face_id)}.jpg"
         wanted.add(name)
         path = folder / name
         try:
-            if path.stat().st_size == len(face.thumbnail):
+            if path.stat().st_size == len(thumbnail):
                 continue
         except FileNotFoundError:
             pass
-        write_atomic(path, face.thumbnail, sync=False)
+        write_atomic(path, thumbnail, sync=False)
     for child in folder.iterdir():
         stale = _THUMB_NAME.match(child.name) and child.name not in wanted
         leftover = child.name.startswith(".") and child.name.endswith(".tmp")

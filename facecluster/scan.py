@@ -10,6 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -239,7 +240,7 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
             face.size,
             face.sharpness,
             usable=face.face_id in label_of,
-            thumbnail=index.thumbnail(face.face_id),
+            load_thumbnail=partial(index.thumbnail, face.face_id),
         )
 
     people: dict[int, PersonGroup] = {}

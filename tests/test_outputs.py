@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from functools import partial
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def make_outcome(tmp_path: Path) -> ScanOutcome:
             size=39.3,
             sharpness=123.456,
             usable=usable,
-            thumbnail=jpeg(colour),
+            load_thumbnail=partial(bytes, jpeg(colour)),
         )
 
     group = photo("2021/group.jpg", (90, 90, 90), "2021-06-01 12:00:00")
