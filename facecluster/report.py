@@ -19,7 +19,7 @@ from facecluster.outcome import FaceInfo, PhotoInfo, ScanOutcome
 FILE_NAME = "report.html"
 THUMBS = "thumbs"
 _THUMB_NAME = re.compile(r"^\d+\.jpg$")
-_TIME_KEYS = ("seconds", "elapsed", "duration", "time")
+_TIME_KEY = "seconds"
 
 _CSS = """
 :root{color-scheme:light dark;--bg:#f7f7f5;--fg:#1d1d1f;--muted:#6b6b70;--card:#fff;--line:#e2e2e0;--accent:#2f6fde}
@@ -77,15 +77,14 @@ def write_report(outcome: ScanOutcome, output: Path) -> Path:
     the outcome are deleted.
     """
     output = Path(output)
-    _write_thumbs(outcome, output / THUMBS)
-    page = render_report(outcome)
+    page = render_report(outcome, _write_thumbs(outcome, output / THUMBS))
     path = output / FILE_NAME
     write_atomic(path, page.encode("utf-8"))
     return path
 
 
-def render_report(outcome: ScanOutcome) -> str:
-    """The report page as text (thumbnails are expected under ``thumbs/`` next to it)."""
+def render_report(outcome: ScanOutcome, thumbnails: set[int]) -> str:
+    """The report page as text; faces whose id is in ``thumbnails`` show ``thumbs/<id>.jpg``."""
     people = outcome.people
     parts = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
@@ -105,7 +104,7 @@ def render_report(outcome: ScanOutcome) -> str:
             f'<p class="info">{_plural(len(photos), "photo")} · {_plural(len(faces), "face")} · '
             f"{_e(_date_range(photos))}</p>"
         )
-        parts.append(_grid(faces))
+        parts.append(_grid(faces, thumbnails))
         parts.append("</section>")
 
     unsorted = sort_faces(outcome.unsorted)
@@ -114,7 +113,7 @@ def render_report(outcome: ScanOutcome) -> str:
         f'<p class="info">{_plural(len(unsorted), "face")} that belong to no person '
         "(seen once, too small or too blurred; dimmed ones took no part in grouping)</p>"
     )
-    parts.append(_grid(unsorted) if unsorted else '<p class="empty">None.</p>')
+    parts.append(_grid(unsorted, thumbnails) if unsorted else '<p class="empty">None.</p>')
     parts.append("</section>")
 
     no_faces = sorted(outcome.no_faces, key=lambda photo: photo.relative)
@@ -172,7 +171,7 @@ def _header(outcome: ScanOutcome) -> str:
     )
 
 
-def _grid(faces: list[FaceInfo]) -> str:
+def _grid(faces: list[FaceInfo], thumbnails: set[int]) -> str:
     items = ['<div class="grid">']
     for face in faces:
         photo = face.photo
@@ -180,22 +179,27 @@ def _grid(faces: list[FaceInfo]) -> str:
         if not face.usable:
             title += " · not used for grouping"
         low = "" if face.usable else ' class="low"'
-        image = f'<img src="{THUMBS}/{int(face.face_id)}.jpg" loading="lazy" alt="">' if face.thumbnail else ""
+        image = ""
+        if face.face_id in thumbnails:
+            image = f'<img src="{THUMBS}/{int(face.face_id)}.jpg" loading="lazy" alt="">'
         items.append(f'<a href="{_e(_uri(photo.path))}" title="{_e(title)}"{low}>{image}</a>')
     items.append("</div>")
     return "\n".join(items)
 
 
-def _write_thumbs(outcome: ScanOutcome, folder: Path) -> None:
+def _write_thumbs(outcome: ScanOutcome, folder: Path) -> set[int]:
+    """Bring ``folder`` up to date; return the ids of the faces that have a thumbnail there."""
     folder.mkdir(parents=True, exist_ok=True)
     faces = [face for person in outcome.people for face in person.faces] + list(outcome.unsorted)
     wanted: set[str] = set()
+    present: set[int] = set()
     for face in faces:
         thumbnail = face.thumbnail  # read once: it may come from the index on demand
         if not thumbnail:
             continue
         name = f"{int(face.face_id)}.jpg"
         wanted.add(name)
+        present.add(face.face_id)
         path = folder / name
         try:
             if path.stat().st_size == len(thumbnail):
@@ -208,6 +212,7 @@ def _write_thumbs(outcome: ScanOutcome, folder: Path) -> None:
         leftover = child.name.startswith(".") and child.name.endswith(".tmp")
         if (stale or leftover) and child.is_file():
             child.unlink(missing_ok=True)
+    return present
 
 
 def _date_range(photos: list[PhotoInfo]) -> str:
@@ -221,18 +226,18 @@ def _date_range(photos: list[PhotoInfo]) -> str:
 
 def _value(value: object, key: str = "") -> str:
     if isinstance(value, float):
-        if any(word in key.lower() for word in _TIME_KEYS):
+        if key == _TIME_KEY:
             return _duration(value)
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
-        if any(word in key.lower() for word in _TIME_KEYS):
+        if key == _TIME_KEY:
             return _duration(float(value))
         return f"{value:,}"
     return str(value)
 
 
 def _label(key: str) -> str:
-    if key.lower() in ("seconds", "elapsed", "elapsed_s", "elapsed_seconds", "duration", "duration_s"):
+    if key == _TIME_KEY:
         return "time"
     return key.replace("_", " ")
 

@@ -116,8 +116,8 @@ class OutputLock:
         self.handle.close()
 
 
-def plan_scan(root: Path, output: Path, index: FaceIndex, options: ScanOptions) -> ScanPlan:
-    """Walk the folder and compare with the index."""
+def plan_scan(root: Path, output: Path, index: FaceIndex | None, options: ScanOptions) -> ScanPlan:
+    """Walk the folder and compare with the index (None: nothing indexed yet)."""
     problems: list[SkippedFile] = []
     found = list(
         walk_photos(
@@ -129,7 +129,7 @@ def plan_scan(root: Path, output: Path, index: FaceIndex, options: ScanOptions) 
             on_problem=lambda relative, reason: problems.append(SkippedFile(relative, reason)),
         )
     )
-    stored = index.photos()
+    stored = index.photos() if index is not None else {}
     to_read = [
         f
         for f in found
@@ -251,8 +251,6 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
             unsorted.append(info(face))
         else:
             people.setdefault(label, PersonGroup(key=f"person_{label + 1:04d}")).faces.append(info(face))
-    for person in people.values():
-        person.faces.sort(key=lambda f: (f.photo.taken is None, f.photo.taken or "", f.photo.relative))
     skipped.sort(key=lambda s: s.relative)
     return ScanOutcome(
         root=root,
@@ -267,24 +265,12 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
 def plan_only(photos: Path, output: Path, options: ScanOptions) -> ScanPlan:
     """What a scan would do, without writing anything anywhere (``--dry-run``)."""
     root, out = check_folders(photos, output)
-    if (out / INDEX_FILE).is_file():
-        index = FaceIndex(out, readonly=True)
-        try:
-            return plan_scan(root, out, index, options)
-        finally:
+    index = FaceIndex(out, readonly=True) if (out / INDEX_FILE).is_file() else None
+    try:
+        return plan_scan(root, out, index, options)
+    finally:
+        if index is not None:
             index.close()
-    problems: list[SkippedFile] = []
-    found = list(
-        walk_photos(
-            root,
-            options.include_hidden,
-            options.exclude,
-            options.follow_symlinks,
-            (out,),
-            lambda relative, reason: problems.append(SkippedFile(relative, reason)),
-        )
-    )
-    return ScanPlan(found=found, to_read=found, removed=[], problems=problems)
 
 
 def run_scan(
