@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
@@ -20,6 +24,9 @@ from facecluster.images import ImageLoadError
 from facecluster.runtime import DEVICES, DeviceError
 from facecluster.verify import SAME_PERSON_THRESHOLD, main_face, verify
 
+if TYPE_CHECKING:
+    from facecluster.scan import Progress as ScanProgress
+
 EXIT_ERROR = 2
 stderr = Console(stderr=True)
 
@@ -30,6 +37,23 @@ device_option = click.option(
     show_default=True,
     help="Where the models run. 'auto' uses a CUDA GPU when onnxruntime-gpu finds one, "
     "else the CPU, and says which; 'cuda' fails instead of falling back to the CPU.",
+)
+method_option = click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default=DEFAULT_METHOD,
+    show_default=True,
+    help="Grouping method: 'adaptive' (average linkage that asks more of small groups and keeps look-alike "
+    "groups apart), 'agglomerative' (plain average linkage) or 'hdbscan'.",
+)
+threshold_option = click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Grouping distance between unit embeddings (linkage methods: root-mean-square distance between two "
+    "groups' faces; hdbscan: selection epsilon). Larger joins more [default: "
+    + ", ".join(f"{m} {t}" for m, t in DEFAULT_THRESHOLDS.items())
+    + "].",
 )
 
 
@@ -42,17 +66,44 @@ def _analyzer(device: str) -> FaceAnalyzer:
         sys.exit(EXIT_ERROR)
 
 
-def _fail(message: str, as_json: bool) -> None:
-    """Report a user-facing error and exit with status 2."""
+def _fail(message: str, as_json: bool, status: int = EXIT_ERROR) -> NoReturn:
+    """Report a user-facing error and exit with ``status``."""
     if as_json:
         click.echo(json.dumps({"error": message}))
     _note(f"error: {message}")
-    sys.exit(EXIT_ERROR)
+    sys.exit(status)
 
 
 def _note(message: str) -> None:
     """One plain line on stderr (never wrapped, never read as markup)."""
     click.echo(message, err=True)
+
+
+@contextmanager
+def _scan_progress(show: bool) -> Iterator[ScanProgress]:
+    """Callbacks for ``run_scan`` that drive a progress bar on stderr (hidden unless ``show``)."""
+    from facecluster.scan import Progress as ScanProgress
+
+    with Progress(
+        TextColumn("[bold]analysing"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} photos"),
+        TextColumn("{task.fields[faces]} faces"),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not show,
+    ) as bar:
+        tasks: list = []
+        faces = [0]
+
+        def start(total: int) -> None:
+            tasks.append(bar.add_task("photos", total=total, faces=0))
+
+        def advance(found: int) -> None:
+            faces[0] += found
+            bar.update(tasks[0], advance=1, faces=faces[0])
+
+        yield ScanProgress(start, advance)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -160,15 +211,8 @@ def faces_command(photos: tuple[Path, ...], embedding: bool, device: str) -> Non
 @click.option("--include-hidden", is_flag=True, help="Also scan hidden files and folders.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths or names matching GLOB (repeatable).")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected).")
-@click.option(
-    "--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True, help="Grouping method."
-)
-@click.option(
-    "--threshold",
-    type=float,
-    default=None,
-    help="Grouping distance threshold [default: " + ", ".join(f"{m} {t}" for m, t in DEFAULT_THRESHOLDS.items()) + "].",
-)
+@method_option
+@threshold_option
 @click.option("--dry-run", is_flag=True, help="List what would be analysed and removed; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (logs go to stderr).")
@@ -201,7 +245,6 @@ def scan_command(
                  4 the output folder cannot be written (read-only, disk full),
                  130 interrupted (Ctrl-C); the next run resumes where it stopped.
     """
-    from facecluster.scan import Progress as ScanProgress
     from facecluster.scan import ScanError, ScanOptions, plan_only, run_scan
 
     options = ScanOptions(
@@ -231,27 +274,8 @@ def scan_command(
                     click.echo(f"remove\t{relative}")
                 _note(f"{len(plan.found)} photos found: {len(plan.to_read)} to analyse, {len(plan.removed)} to remove")
             return
-        show = not (quiet or as_json)
-        with Progress(
-            TextColumn("[bold]analysing"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} photos"),
-            TextColumn("{task.fields[faces]} faces"),
-            TimeRemainingColumn(),
-            console=stderr,
-            disable=not show,
-        ) as bar:
-            tasks: list = []
-            faces = [0]
-
-            def start(total: int) -> None:
-                tasks.append(bar.add_task("photos", total=total, faces=0))
-
-            def advance(found: int) -> None:
-                faces[0] += found
-                bar.update(tasks[0], advance=1, faces=faces[0])
-
-            outcome = run_scan(photos, output, options, ScanProgress(start, advance), album_mode)
+        with _scan_progress(not (quiet or as_json)) as progress:
+            outcome = run_scan(photos, output, options, progress, album_mode)
     except ScanError as error:
         _note(f"error: {error}")
         sys.exit(error.exit_code)
@@ -360,3 +384,145 @@ def eval_lfw_command(lfw_dir: Path, pairs: Path | None, as_json: bool, device: s
         f"faces not detected (central crop used): {reports['flip'].fallbacks}; "
         f"{elapsed:.0f} s on {analyzer.runtime.label}"
     )
+
+
+@eval_group.command("cluster")
+@click.argument("photos", metavar="DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--labels",
+    "labels_file",
+    metavar="CSV",
+    type=click.Path(path_type=Path),
+    help="Identities from a CSV with the header path,label (paths relative to DIR) instead of folder names.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="OUT",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the scan's output folder (index, albums, report) in OUT; a second run with the same OUT "
+    "analyses only new or changed photos and just regroups. Default: a temporary folder, deleted afterwards.",
+)
+@method_option
+@threshold_option
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+@device_option
+def eval_cluster_command(
+    photos: Path,
+    labels_file: Path | None,
+    output: Path | None,
+    method: str,
+    threshold: float | None,
+    as_json: bool,
+    device: str,
+) -> None:
+    """Measure how well `scan` groups the labelled photos under DIR.
+
+    Runs the real scan of DIR with its default settings (or --method and --threshold) and
+    compares its groups with the true identities: the name of the folder holding each photo
+    (e.g. LFW's NAME/NAME_0001.jpg; photos directly in DIR have none), or the labels of --labels.
+    Each labelled photo is scored on one face, its confident detection nearest the centre;
+    other faces and unlabelled photos are grouped but not scored, and unsorted faces count as
+    groups of one. Prints pairwise and BCubed precision, recall and F1. DIR is only read.
+
+    \b
+    Exit status: 0 done, 2 bad arguments (missing or empty DIR, unusable CSV),
+                 3 another scan is using OUT, 4 OUT cannot be written, 130 interrupted.
+    """
+    from facecluster.evaluation.clustering import score_clustering
+    from facecluster.evaluation.labels import LabelError, folder_labels, labelled_faces, read_label_csv
+    from facecluster.scan import ScanError, ScanOptions, plan_only, run_scan
+
+    started = time.perf_counter()
+    options = ScanOptions(grouping=GroupingOptions(method=method, threshold=threshold), device=device)
+    with nullcontext(output) if output else tempfile.TemporaryDirectory(prefix="facecluster-eval-") as folder:
+        try:
+            found = [f.relative for f in plan_only(photos, Path(folder), options).found]
+        except ScanError as error:
+            _fail(str(error), as_json)
+        if not found:
+            _fail(f"{photos}: no photos found", as_json)
+        try:
+            labels = read_label_csv(labels_file) if labels_file else folder_labels(found)
+        except LabelError as error:
+            _fail(str(error), as_json)
+        if not labels.keys() & set(found):
+            if labels_file:
+                _fail(f"{labels_file}: names no photo in {photos} (paths must be relative to it)", as_json)
+            _fail(
+                f"{photos}: every photo lies directly in it; put them in one folder per person or use --labels", as_json
+            )
+        try:
+            with _scan_progress(not as_json) as progress:
+                outcome = run_scan(photos, Path(folder), options, progress)
+        except ScanError as error:
+            _fail(str(error), as_json, error.exit_code)
+        except DeviceError as error:
+            _fail(str(error), as_json)
+        except KeyboardInterrupt:
+            _note("interrupted: with -o, every photo analysed so far is kept and the next run resumes")
+            sys.exit(130)
+    scored = labelled_faces(outcome, labels)
+    if not scored.identity:
+        _fail(f"{photos}: no labelled photo has a face, nothing to score", as_json)
+    group_of = {face.face_id: n for n, person in enumerate(outcome.people) for face in person.faces}
+    ids = sorted(scored.identity)
+    scores = score_clustering([scored.identity[i] for i in ids], [group_of.get(i, -1) for i in ids])
+    summary = outcome.summary
+    result = {
+        "photos": str(photos),
+        "labels": str(labels_file) if labels_file else "folder names",
+        "pairwise_precision": round(scores.pairwise_precision, 6),
+        "pairwise_recall": round(scores.pairwise_recall, 6),
+        "pairwise_f1": round(scores.pairwise_f1, 6),
+        "bcubed_precision": round(scores.bcubed_precision, 6),
+        "bcubed_recall": round(scores.bcubed_recall, 6),
+        "bcubed_f1": round(scores.bcubed_f1, 6),
+        "groups": scores.groups,
+        "people": scores.people,
+        "labelled": len(labels),
+        "scored_faces": len(ids),
+        "without_face": len(scored.without_face),
+        "not_analysed": len(scored.not_analysed),
+        "faces": summary["faces"],
+        "analysed": summary["analysed"],
+        "method": summary["method"],
+        "threshold": summary["threshold"],
+        "device": summary["device"],
+        "seconds": round(time.perf_counter() - started, 2),
+        "scan_seconds": summary["seconds"],
+        "output": str(output.resolve()) if output else None,
+    }
+    if scored.not_analysed:
+        listed = ", ".join(scored.not_analysed[:5]) + (", ..." if len(scored.not_analysed) > 5 else "")
+        _note(f"{len(scored.not_analysed)} labelled paths not analysed (no such photo, hidden or unreadable): {listed}")
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    table = Table(title=f"grouping quality on {escape(str(photos))}", show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    rows = [
+        (
+            "pairwise precision / recall / F1",
+            f"{scores.pairwise_precision:.3f} / {scores.pairwise_recall:.3f} / {scores.pairwise_f1:.3f}",
+        ),
+        (
+            "BCubed precision / recall / F1",
+            f"{scores.bcubed_precision:.3f} / {scores.bcubed_recall:.3f} / {scores.bcubed_f1:.3f}",
+        ),
+        ("groups / true people", f"{scores.groups} / {scores.people}"),
+        ("labelled photos", len(labels)),
+        ("scored faces", len(ids)),
+        ("labelled photos without a face", len(scored.without_face)),
+        ("labelled photos not analysed", len(scored.not_analysed)),
+        ("faces found", summary["faces"]),
+        ("grouping", f"{summary['method']} {summary['threshold']}"),
+        ("ran on", summary["device"]),
+        ("time", f"{result['seconds']:.1f} s (scan {summary['seconds']:.1f} s)"),
+    ]
+    for name, value in rows:
+        table.add_row(name, escape(str(value)))
+    Console().print(table)
+    if output:
+        _note(f"scan output kept in {output.resolve()}")

@@ -223,7 +223,6 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
             no_faces.append(photo)
     faces = [f for f in index.faces() if f.sha256 in photos]
     good = [f for f in faces if usable(f)]
-    grouping = grouping.for_count(len(good))
     labels = (
         group_embeddings(np.stack([f.embedding for f in good]), grouping, [f.sha256 for f in good])
         if good

@@ -1,16 +1,31 @@
 import numpy as np
 import pytest
 
+import facecluster.neighbours as neighbours_module
 from facecluster.evaluation.clustering import score_clustering
-from facecluster.grouping import AGGLOMERATIVE_MAX_FACES, METHODS, GroupingOptions, group_embeddings
+from facecluster.grouping import METHODS, GroupingOptions, group_embeddings
+from facecluster.linkage import MergeRule, average_linkage
+from facecluster.neighbours import nearest_neighbours
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def _identities(people: int, per_person: int, noise: float, seed: int = 0) -> tuple[np.ndarray, list[int]]:
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(people, 128))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = _unit(rng.normal(size=(people, 128)))
     points = np.repeat(centres, per_person, axis=0) + noise * rng.normal(size=(people * per_person, 128))
-    return points / np.linalg.norm(points, axis=1, keepdims=True), list(np.repeat(np.arange(people), per_person))
+    return _unit(points), list(np.repeat(np.arange(people), per_person))
+
+
+def _around(centre: np.ndarray, count: int, distance: float, rng: np.random.Generator) -> np.ndarray:
+    """``count`` unit vectors, each at about ``distance`` from ``centre`` in a random direction."""
+    directions = rng.normal(size=(count, len(centre)))
+    directions -= np.outer(directions @ centre, centre)
+    directions = _unit(directions)
+    angle = 2 * np.arcsin(distance / 2)
+    return _unit(np.cos(angle) * centre + np.sin(angle) * directions)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -28,11 +43,7 @@ def test_lone_faces_are_unsorted_and_labels_ordered_by_size():
     labels = group_embeddings(np.concatenate([embeddings, extra, big]))
     assert labels[12] == -1
     assert set(labels[13:]) == {0}
-
-
-def test_agglomerative_gives_way_above_its_memory_limit():
-    assert GroupingOptions().for_count(AGGLOMERATIVE_MAX_FACES + 1).method == "hdbscan"
-    assert GroupingOptions().for_count(100).method == "agglomerative"
+    assert sorted(set(labels[:12])) == [1, 2, 3]
 
 
 def test_clustering_scores_count_unsorted_as_singletons():
@@ -40,10 +51,66 @@ def test_clustering_scores_count_unsorted_as_singletons():
     assert scores.pairwise_recall == 0.0 and scores.bcubed_precision == 1.0 and scores.groups == 3
 
 
-def test_two_faces_of_one_photo_never_share_a_group():
+@pytest.mark.parametrize("method", ["adaptive", "agglomerative"])
+def test_two_faces_of_one_photo_never_share_a_group(method):
     embeddings, _ = _identities(people=1, per_person=4, noise=0.01)
     photos = ["p1", "p1", "p2", "p3"]
-    labels = group_embeddings(embeddings, GroupingOptions("agglomerative"), photos)
+    labels = group_embeddings(embeddings, GroupingOptions(method), photos)
     assert labels[0] == -1 or labels[0] != labels[1]
     assert labels[2] == labels[3] >= 0
-    assert group_embeddings(embeddings, GroupingOptions("agglomerative"))[0] == 0  # without photos: one group
+    assert set(group_embeddings(embeddings, GroupingOptions(method))) == {0}  # without photos: one group
+
+
+def test_adaptive_asks_more_of_two_lone_faces_than_of_two_groups():
+    rng = np.random.default_rng(1)
+    centre = _unit(rng.normal(size=(1, 128)))[0]
+    # Two faces 0.34 apart: below the 0.374 threshold, above the 0.316 asked of two lone faces.
+    pair = _around(centre, 2, 0.24, rng)
+    distance = np.linalg.norm(pair[0] - pair[1])
+    assert 0.32 < distance < 0.37
+    assert list(group_embeddings(pair, GroupingOptions("agglomerative", 0.374))) == [0, 0]
+    assert list(group_embeddings(pair, GroupingOptions("adaptive"))) == [-1, -1]
+
+
+def test_settled_look_alike_groups_stay_apart():
+    rng = np.random.default_rng(2)
+    sister = _unit(rng.normal(size=(1, 128)))[0]
+    brother = _around(sister, 1, 0.22, rng)[0]
+    # Each sibling: 8 faces 0.2 from their centre (cohesion about 0.96); the centres are 0.22 apart.
+    first, second = _around(sister, 8, 0.2, rng), _around(brother, 8, 0.2, rng)
+    embeddings = np.concatenate([first, second])
+    between = 1 - np.mean(np.sum((first[:, None] - second[None]) ** 2, axis=2)) / 2
+    assert 1 - 0.374**2 / 2 < between < 0.96 - 0.02
+    assert len(set(group_embeddings(embeddings, GroupingOptions("agglomerative", 0.374)))) == 1
+    labels = group_embeddings(embeddings, GroupingOptions("adaptive"))
+    assert len(set(labels[:8])) == 1 and len(set(labels[8:])) == 1 and labels[0] != labels[8] >= 0
+
+
+def test_average_linkage_matches_scipy_on_the_full_graph():
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
+    embeddings, _ = _identities(people=12, per_person=6, noise=0.05, seed=3)
+    similarity = 1 - pdist(embeddings, "sqeuclidean") / 2
+    threshold = 0.2
+    ours = average_linkage(embeddings, nearest_neighbours(embeddings, len(embeddings) - 1), MergeRule(1 - threshold))
+    # Average linkage of (1 - similarity) cut at `threshold`.
+    theirs = fcluster(linkage(1 - similarity, method="average"), t=threshold, criterion="distance")
+    assert score_clustering([str(t) for t in theirs], list(ours)).bcubed_f1 == 1.0
+    assert len(set(ours)) == len(set(theirs)) > 12
+
+
+def test_neighbours_exact_and_approximate_agree(monkeypatch):
+    embeddings, _ = _identities(people=300, per_person=4, noise=0.05, seed=4)
+    exact = nearest_neighbours(embeddings, 3)
+    assert not (exact.indices == np.arange(len(embeddings))[:, None]).any()
+    assert np.all(np.diff(exact.similarities, axis=1) <= 1e-6)
+    monkeypatch.setattr(neighbours_module, "EXACT_LIMIT", 100)
+    approximate = nearest_neighbours(embeddings, 3)
+    assert np.mean(approximate.indices[:, 0] == exact.indices[:, 0]) > 0.99
+
+
+def test_neighbours_of_a_tiny_set_are_padded():
+    embeddings, _ = _identities(people=1, per_person=2, noise=0.05)
+    found = nearest_neighbours(embeddings, 4)
+    assert list(found.indices[0]) == [1, -1, -1, -1] and np.isneginf(found.similarities[0, 1:]).all()

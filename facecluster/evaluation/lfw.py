@@ -11,13 +11,12 @@ import numpy as np
 from facecluster.align import align_face
 from facecluster.analysis import FaceAnalyzer
 from facecluster.embed import l2_normalise
+from facecluster.evaluation.labels import CONFIDENT_SCORE
 from facecluster.images import load_image
 
 FAR_TARGET = 1e-3
 EVAL_SCORE_THRESHOLD = 0.02
 """LFW photos always hold their face: keep even weak detections in case it is the only one."""
-CONFIDENT_SCORE = 0.5
-"""The labelled face is the confident detection nearest the centre (else the strongest one)."""
 
 
 @dataclass(frozen=True)
