@@ -14,7 +14,8 @@ HNSW_LINKS, HNSW_BUILD_DEPTH, HNSW_SEARCH_DEPTH = 32, 40, 48
 """HNSW links per vector and candidate-list sizes while building and searching. On 100k faces
 built from LFW (benchmarks/grouping_scale.py) 99.4 % of the exact 10 nearest are found and 99.8 %
 of the nearest, in 12 s on 2 cores; an inverted-file index needed as long for 98.8 % and grows
-with the square root of n per query."""
+with the square root of n per query. HNSW inserts vectors in parallel, so above EXACT_LIMIT two
+runs may differ in a few borderline neighbours; the exact search below it is deterministic."""
 
 QUERY_BLOCK = 65_536
 """Queries per search call: bounds the temporary result arrays."""
