@@ -31,7 +31,8 @@ UNSORTED = "unsorted"
 NO_FACES = "no-faces.txt"
 _TMP_PREFIX = ".people-tmp-"
 _OLD_PREFIX = ".people-old-"
-_RESERVED = {UNSORTED.casefold(), NO_FACES.casefold()}
+RESERVED_FOLDERS = {UNSORTED.casefold(), NO_FACES.casefold()}
+"""Casefolded names in people/ that no person album may take."""
 
 
 def write_albums(outcome: ScanOutcome, output: Path, mode: str = "symlink") -> None:
@@ -59,7 +60,7 @@ def write_albums(outcome: ScanOutcome, output: Path, mode: str = "symlink") -> N
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(output)
-    build = _fresh_folder(output, _TMP_PREFIX)
+    build = fresh_folder(output, _TMP_PREFIX)
     try:
         fallback = [False]
         for folder, photos in albums.items():
@@ -71,7 +72,7 @@ def write_albums(outcome: ScanOutcome, output: Path, mode: str = "symlink") -> N
         (build / NO_FACES).write_bytes(b"".join(_fs_bytes(rel) + b"\n" for rel in no_faces))
         if fallback[0]:
             log.warning("hard links are not possible from %s to the photos; copied them instead", output)
-        _swap_in(build, output / PEOPLE)
+        swap_in(build, output / PEOPLE, _OLD_PREFIX)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -91,7 +92,7 @@ def _plan(outcome: ScanOutcome) -> dict[str, list[PhotoInfo]]:
             or "\\" in key
             or "\0" in key
             or os.sep in key
-            or key.casefold() in _RESERVED
+            or key.casefold() in RESERVED_FOLDERS
         ):
             raise ValueError(f"person key {key!r} cannot be used as an album folder name")
         if key.casefold() in seen:
@@ -163,18 +164,18 @@ def _place(source: Path, entry: Path, mode: str, fallback: list[bool]) -> None:
         log.warning("photo vanished since the scan, left out of the albums: %s", source)
 
 
-def _swap_in(build: Path, people: Path) -> None:
-    """Put ``build`` in place of ``people``: old aside, new in, old deleted."""
-    if not people.exists() and not people.is_symlink():
-        os.rename(build, people)
+def swap_in(build: Path, folder: Path, old_prefix: str) -> None:
+    """Put ``build`` in place of ``folder``: old aside (in a fresh ``old_prefix`` folder), new in, old deleted."""
+    if not folder.exists() and not folder.is_symlink():
+        os.rename(build, folder)
         return
-    trash = _fresh_folder(people.parent, _OLD_PREFIX) / PEOPLE
-    os.rename(people, trash)
-    os.rename(build, people)
+    trash = fresh_folder(folder.parent, old_prefix) / folder.name
+    os.rename(folder, trash)
+    os.rename(build, folder)
     shutil.rmtree(trash.parent, ignore_errors=True)
 
 
-def _fresh_folder(parent: Path, prefix: str) -> Path:
+def fresh_folder(parent: Path, prefix: str) -> Path:
     """A new empty folder ``parent/<prefix><random>``, with the usual permissions (umask applies)."""
     while True:
         folder = parent / f"{prefix}{secrets.token_hex(4)}"

@@ -208,6 +208,12 @@ def faces_command(photos: tuple[Path, ...], embedding: bool, device: str) -> Non
 @click.option(
     "--symlink", "album_mode", flag_value="symlink", default=True, help="Albums hold symbolic links (default)."
 )
+@click.option(
+    "--xmp",
+    is_flag=True,
+    help="Also write each photo's face regions and person names as XMP sidecars (MWG regions, read by digiKam, "
+    "Lightroom, PhotoPrism, exiftool) into OUT/xmp/, never beside the originals.",
+)
 @click.option("--include-hidden", is_flag=True, help="Also scan hidden files and folders.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths or names matching GLOB (repeatable).")
 @click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected).")
@@ -221,6 +227,7 @@ def scan_command(
     photos: Path,
     output: Path,
     album_mode: str,
+    xmp: bool,
     include_hidden: bool,
     exclude: tuple[str, ...],
     follow_symlinks: bool,
@@ -253,6 +260,7 @@ def scan_command(
         follow_symlinks=follow_symlinks,
         grouping=GroupingOptions(method=method, threshold=threshold),
         device=device,
+        xmp=xmp,
     )
     try:
         if dry_run:
@@ -526,3 +534,13 @@ def eval_cluster_command(
     Console().print(table)
     if output:
         _note(f"scan output kept in {output.resolve()}")
+
+
+def _register_people_commands() -> None:
+    from facecluster.people_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_people_commands()

@@ -25,8 +25,8 @@ FILE_NAME = "people.json"
 def write_people_json(outcome: ScanOutcome, output: Path) -> Path:
     """Write ``output/people.json`` atomically and return its path.
 
-    The document is ``{"version": 1, "root", "summary", "people": [{"key", "photo_count",
-    "face_count", "faces": [face...]}], "unsorted": [face...], "no_faces": [relative path...],
+    The document is ``{"version": 1, "root", "summary", "people": [{"id", "key", "name",
+    "photo_count", "face_count", "faces": [face...]}], "unsorted": [face...], "no_faces": [relative path...],
     "skipped": [{"path", "reason"}]}``, where a face is ``{"face_id", "photo" (relative path),
     "path" (absolute path), "box" (x1, y1, x2, y2), "score", "size", "sharpness", "taken",
     "usable"}``. Faces are ordered by the date their photo was taken (undated last), then path.
@@ -37,7 +37,9 @@ def write_people_json(outcome: ScanOutcome, output: Path) -> Path:
         "summary": _jsonable(outcome.summary),
         "people": [
             {
+                "id": person.person_id,
                 "key": display_text(person.key),
+                "name": None if person.name is None else display_text(person.name),
                 "photo_count": len(person.photos),
                 "face_count": len(person.faces),
                 "faces": [_face(face) for face in sort_faces(person.faces)],

@@ -87,10 +87,13 @@ def _hdbscan(embeddings: np.ndarray, threshold: float) -> np.ndarray:
     return clusterer.fit_predict(embeddings.astype(np.float64))
 
 
-def _by_size(raw: np.ndarray) -> np.ndarray:
-    """Renumber groups of two or more 0, 1, ... by decreasing size (ties: first row first); others -1."""
+def _by_size(raw: np.ndarray, seeds: np.ndarray | None = None) -> np.ndarray:
+    """Renumber groups 0, 1, ... by decreasing size (ties: first row first); -1 for lone rows,
+    except a lone seeded row (a confirmed person with one face), which keeps its group."""
     values, first, inverse, counts = np.unique(raw, return_index=True, return_inverse=True, return_counts=True)
     grouped = (values >= 0) & (counts >= 2)
+    if seeds is not None:
+        grouped[np.unique(inverse.ravel()[seeds >= 0])] = True
     order = np.lexsort((first, -counts))
     order = order[grouped[order]]
     new = np.full(len(values), -1, dtype=np.int64)
@@ -98,21 +101,36 @@ def _by_size(raw: np.ndarray) -> np.ndarray:
     return new[inverse.ravel()]
 
 
+class CorrectionsNotSupported(ValueError):
+    """HDBSCAN cannot start from confirmed groups or keep faces apart."""
+
+
 def group_embeddings(
-    embeddings: np.ndarray, options: GroupingOptions = GroupingOptions(), photos: list[str] | None = None
+    embeddings: np.ndarray,
+    options: GroupingOptions = GroupingOptions(),
+    photos: list[str] | None = None,
+    seeds: np.ndarray | None = None,
+    apart: np.ndarray | None = None,
 ) -> np.ndarray:
     """One label per row of unit embeddings; -1 for faces that belong to no group of two or more.
 
     ``photos`` names each face's photo, so that two faces of one photo never share a group.
-    Labels are numbered 0, 1, ... by decreasing group size (ties: first face first).
+    ``seeds`` numbers rows that must stay together (-1: free); ``apart`` is an (m, 2) array of
+    row pairs that must never share a group. Labels are numbered 0, 1, ... by decreasing group
+    size (ties: first face first). HDBSCAN raises CorrectionsNotSupported when given seeds or apart.
     """
     if options.method not in METHODS:
         raise ValueError(f"unknown grouping method {options.method!r}; choose one of {', '.join(METHODS)}")
     embeddings = np.asarray(embeddings, dtype=np.float32)
-    if len(embeddings) < 2:
-        return np.full(len(embeddings), -1, dtype=np.int64)
     if options.method == "hdbscan":
+        if (seeds is not None and (seeds >= 0).any()) or (apart is not None and len(apart)):
+            raise CorrectionsNotSupported("hdbscan cannot honour people corrections; use --method adaptive")
+        if len(embeddings) < 2:
+            return np.full(len(embeddings), -1, dtype=np.int64)
         return _by_size(_hdbscan(embeddings, options.effective_threshold))
+    if len(embeddings) == 0:
+        return np.zeros(0, dtype=np.int64)
     neighbours = nearest_neighbours(embeddings, NEIGHBOURS)
-    cannot_link = _cannot_link(photos) if photos is not None else None
-    return _by_size(average_linkage(embeddings, neighbours, options.merge_rule(), cannot_link))
+    pairs = [p for p in (_cannot_link(photos) if photos is not None else None, apart) if p is not None]
+    cannot_link = np.concatenate(pairs).reshape(-1, 2) if pairs else None
+    return _by_size(average_linkage(embeddings, neighbours, options.merge_rule(), cannot_link, seeds), seeds)

@@ -4,7 +4,9 @@ Tables: ``photos`` (a path below the scanned folder and the size/mtime it had wh
 ``contents`` (one row per distinct file content, by SHA-256: its outcome, size and EXIF),
 ``faces`` (the faces of a content). A photo's content, faces and path row are committed
 together, so a scan killed at any moment leaves every photo either fully indexed or absent.
-Paths are stored as bytes (``os.fsencode``), so any file name round-trips.
+Paths are stored as bytes (``os.fsencode``), so any file name round-trips. ``people``,
+``memberships`` and ``rejections`` hold people and the user's corrections (facecluster.people);
+``meta`` holds the scanned folder and the grouping options of the last scan.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ CREATE TABLE IF NOT EXISTS faces (
     embedding BLOB NOT NULL,
     thumbnail BLOB,
     UNIQUE (sha256, idx)
+);
+CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS memberships (
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    confirmed INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejections (
+    face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL,
+    PRIMARY KEY (face_id, person_id)
 );
 """
 
@@ -131,7 +144,7 @@ class FaceIndex:
 
     def record_paths(self, entries: Iterable[tuple[str, int, int, str | None, str | None]]) -> None:
         """Upsert (relative, size, mtime_ns, sha256, error) rows in one transaction."""
-        with self._transaction():
+        with self.transaction():
             self._upsert_paths(entries)
 
     def record_analysis(
@@ -147,7 +160,7 @@ class FaceIndex:
         faces: list[Face],
     ) -> None:
         """Store one analysed content, its faces and every path holding it, atomically."""
-        with self._transaction():
+        with self.transaction():
             self.db.execute("DELETE FROM faces WHERE sha256=?", (sha256,))
             self.db.execute(
                 "INSERT OR REPLACE INTO contents VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -175,13 +188,13 @@ class FaceIndex:
 
     def remove_paths(self, relatives: Iterable[str]) -> None:
         """Forget these paths and every content no path refers to any more."""
-        with self._transaction():
+        with self.transaction():
             self.db.executemany("DELETE FROM photos WHERE path=?", ((_key(r),) for r in relatives))
             self._drop_orphans()
 
     def drop_orphans(self) -> None:
         """Forget contents (and their faces) that no path refers to, e.g. after a file changed."""
-        with self._transaction():
+        with self.transaction():
             self._drop_orphans()
 
     def _drop_orphans(self) -> None:
@@ -202,6 +215,14 @@ class FaceIndex:
             for r in rows
         ]
 
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        with self.transaction():
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
     def thumbnail(self, face_id: int) -> bytes:
         """The stored JPEG thumbnail of a face (empty when none)."""
         row = self.db.execute("SELECT thumbnail FROM faces WHERE id=?", (face_id,)).fetchone()
@@ -213,7 +234,8 @@ class FaceIndex:
             ((_key(rel), size, mtime, sha, error) for rel, size, mtime, sha, error in entries),
         )
 
-    def _transaction(self) -> _Transaction:
+    def transaction(self) -> _Transaction:
+        """BEGIN IMMEDIATE ... COMMIT around a block, rolled back on any exception."""
         return _Transaction(self.db)
 
 

@@ -102,22 +102,38 @@ def _reciprocal_best(u: np.ndarray, v: np.ndarray, sims: np.ndarray, count: int)
     return node[mutual], other[mutual]
 
 
+def _seeded(embeddings: np.ndarray, seeds: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group labels, sums and sizes to start from: rows sharing a seed number (>= 0) start as one group."""
+    count = len(embeddings)
+    labels = np.arange(count)
+    if seeds is not None:
+        seeded = np.flatnonzero(seeds >= 0)
+        numbers, first = np.unique(seeds[seeded], return_index=True)
+        labels[seeded] = seeded[first][np.searchsorted(numbers, seeds[seeded])]
+    sums = np.zeros_like(embeddings, dtype=np.float32)
+    np.add.at(sums, labels, embeddings)
+    return labels, sums, np.bincount(labels, minlength=count)
+
+
 def average_linkage(
-    embeddings: np.ndarray, neighbours: Neighbours, rule: MergeRule, cannot_link: np.ndarray | None = None
+    embeddings: np.ndarray,
+    neighbours: Neighbours,
+    rule: MergeRule,
+    cannot_link: np.ndarray | None = None,
+    seeds: np.ndarray | None = None,
 ) -> np.ndarray:
     """A group id per row (the id is one of the group's rows).
 
     ``embeddings`` are unit rows; ``neighbours`` is their nearest-neighbour graph; ``cannot_link``
-    is an (m, 2) array of row pairs that must never end in one group.
+    is an (m, 2) array of row pairs that must never end in one group; ``seeds`` numbers rows that
+    start as one group (-1: a row of its own), e.g. the faces a user confirmed as one person.
     """
     count = len(embeddings)
-    sums = np.array(embeddings, dtype=np.float32)
-    sizes = np.ones(count, dtype=np.int64)
-    labels = np.arange(count)
+    labels, sums, sizes = _seeded(np.asarray(embeddings, dtype=np.float32), seeds)
     rows = np.repeat(np.arange(count), neighbours.indices.shape[1])
     cols = neighbours.indices.ravel()
     kept = (cols >= 0) & (neighbours.similarities.ravel() >= rule.base)
-    u, v = _unique_edges(rows[kept], cols[kept], count)
+    u, v = _unique_edges(labels[rows[kept]], labels[cols[kept]], count)
     sims = _similarities(u, v, sums, sizes)
     forbidden = np.empty((0, 2), dtype=np.int64) if cannot_link is None else np.asarray(cannot_link, dtype=np.int64)
     while True:

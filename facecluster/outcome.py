@@ -51,8 +51,12 @@ class PersonGroup:
     """Faces grouped as one person."""
 
     key: str
-    """Stable folder-safe identifier, e.g. 'person_0001'."""
+    """The album folder name: the person's name made folder-safe, or 'person_NNNN' from the id."""
     faces: list[FaceInfo] = field(default_factory=list)
+    person_id: int = 0
+    """Stable across re-scans (facecluster.people)."""
+    name: str | None = None
+    """The name the user gave, exactly as given."""
 
     @property
     def photos(self) -> list[PhotoInfo]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import os
 import sqlite3
 import time
 from collections import defaultdict
@@ -15,15 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from facecluster.albums import write_albums
+from facecluster.albums import RESERVED_FOLDERS, write_albums
 from facecluster.analysis import FaceAnalyzer
 from facecluster.export import write_people_json
-from facecluster.grouping import GroupingOptions, group_embeddings
+from facecluster.grouping import CorrectionsNotSupported, GroupingOptions, group_embeddings
 from facecluster.index import INDEX_FILE, FaceIndex, StoredFace
 from facecluster.metadata import read_metadata
+from facecluster.names import default_key, folder_name
 from facecluster.outcome import FaceInfo, PersonGroup, PhotoInfo, ScanOutcome, SkippedFile
+from facecluster.people import People
 from facecluster.report import write_report
 from facecluster.walk import FoundFile, walk_photos
+from facecluster.xmp import write_sidecars
 
 LOCK_FILE = ".lock"
 MIN_FACE_SIZE = 32.0
@@ -59,6 +63,8 @@ class ScanOptions:
     follow_symlinks: bool = False
     grouping: GroupingOptions = field(default_factory=GroupingOptions)
     device: str = "auto"
+    xmp: bool = False
+    """Also write face regions as XMP sidecars into OUT/xmp/ (facecluster.xmp)."""
 
 
 @dataclass
@@ -222,13 +228,29 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
         if status == "no_faces":
             no_faces.append(photo)
     faces = [f for f in index.faces() if f.sha256 in photos]
-    good = [f for f in faces if usable(f)]
-    labels = (
-        group_embeddings(np.stack([f.embedding for f in good]), grouping, [f.sha256 for f in good])
-        if good
-        else np.zeros(0, int)
-    )
-    label_of = {f.face_id: int(label) for f, label in zip(good, labels, strict=True)}
+    people = People(index)
+    corrections = people.corrections()
+    good = [
+        f for f in faces if (usable(f) or f.face_id in corrections.confirmed) and not corrections.forgotten(f.face_id)
+    ]
+    seeds, apart = corrections.constraints([f.face_id for f in good])
+    try:
+        labels = group_embeddings(
+            np.stack([f.embedding for f in good]) if good else np.zeros((0, 128), np.float32),
+            grouping,
+            [f.sha256 for f in good],
+            seeds,
+            apart,
+        )
+    except CorrectionsNotSupported as error:
+        raise ScanError(str(error), exit_code=2) from error
+    label_of = {f.face_id: int(label) for f, label in zip(good, labels, strict=True) if label >= 0}
+    groups: list[list[int]] = [[] for _ in range(int(labels.max(initial=-1)) + 1)]
+    for face_id, label in label_of.items():
+        groups[label].append(face_id)
+    person_of = people.assign(groups)
+    grouped = {f.face_id for f in good}
+    names = people.names()
 
     def info(face: StoredFace) -> FaceInfo:
         return FaceInfo(
@@ -238,22 +260,27 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
             face.score,
             face.size,
             face.sharpness,
-            usable=face.face_id in label_of,
+            usable=face.face_id in grouped,
             load_thumbnail=partial(index.thumbnail, face.face_id),
         )
 
-    people: dict[int, PersonGroup] = {}
+    reserved = {default_key(person).casefold() for person in person_of} | set(RESERVED_FOLDERS)
+    albums: dict[int, PersonGroup] = {}
+    for label, person in enumerate(person_of):
+        key = folder_name(names.get(person), person, reserved)
+        reserved.add(key.casefold())
+        albums[label] = PersonGroup(key=key, person_id=person, name=names.get(person))
     unsorted = []
     for face in faces:
         label = label_of.get(face.face_id, -1)
         if label < 0:
             unsorted.append(info(face))
         else:
-            people.setdefault(label, PersonGroup(key=f"person_{label + 1:04d}")).faces.append(info(face))
+            albums[label].faces.append(info(face))
     skipped.sort(key=lambda s: s.relative)
     return ScanOutcome(
         root=root,
-        people=[people[k] for k in sorted(people)],
+        people=[albums[k] for k in sorted(albums)],
         unsorted=unsorted,
         no_faces=sorted(no_faces, key=lambda p: p.relative),
         skipped=skipped,
@@ -270,6 +297,15 @@ def plan_only(photos: Path, output: Path, options: ScanOptions) -> ScanPlan:
     finally:
         if index is not None:
             index.close()
+
+
+def write_outputs(outcome: ScanOutcome, out: Path, album_mode: str, xmp: bool) -> None:
+    """Albums, people.json, report.html and (when asked) XMP sidecars, each replaced atomically."""
+    write_albums(outcome, out, album_mode)
+    write_people_json(outcome, out)
+    write_report(outcome, out)
+    if xmp:
+        write_sidecars(outcome, out)
 
 
 def run_scan(
@@ -309,9 +345,16 @@ def run_scan(
             "device": device,
             "seconds": round(time.perf_counter() - started, 2),
         }
-        write_albums(outcome, out, album_mode)
-        write_people_json(outcome, out)
-        write_report(outcome, out)
+        index.set_meta(
+            {
+                "root": os.fsencode(root).hex(),
+                "method": options.grouping.method,
+                "threshold": "" if options.grouping.threshold is None else repr(options.grouping.threshold),
+                "album_mode": album_mode,
+                "xmp": "1" if options.xmp else "",
+            }
+        )
+        write_outputs(outcome, out, album_mode, options.xmp)
         return outcome
     except sqlite3.OperationalError as error:
         raise ScanError(f"cannot write the face index in {out}: {error}", exit_code=4) from error

@@ -114,3 +114,27 @@ def test_neighbours_of_a_tiny_set_are_padded():
     embeddings, _ = _identities(people=1, per_person=2, noise=0.05)
     found = nearest_neighbours(embeddings, 4)
     assert list(found.indices[0]) == [1, -1, -1, -1] and np.isneginf(found.similarities[0, 1:]).all()
+
+
+def test_seeds_start_together_and_apart_pairs_never_meet():
+    embeddings, _ = _identities(people=3, per_person=4, noise=0.01, seed=6)
+    loner, _ = _identities(people=1, per_person=1, noise=0.0, seed=11)
+    embeddings = np.concatenate([embeddings, loner])
+    # Rows 0 and 4 are different people the user confirmed as one; row 12, a stranger, is confirmed alone.
+    seeds = np.full(13, -1)
+    seeds[[0, 4]] = 7
+    seeds[12] = 9
+    assert group_embeddings(embeddings)[12] == -1
+    labels = group_embeddings(embeddings, GroupingOptions(), seeds=seeds)
+    assert labels[0] == labels[4] >= 0
+    assert labels[12] >= 0 and list(labels).count(labels[12]) == 1
+    # Keep row 1 away from row 2 (same person): row 1 ends apart from 2 and 3.
+    apart = np.array([[1, 2]])
+    labels = group_embeddings(embeddings[:12], GroupingOptions(), apart=apart)
+    assert labels[1] != labels[2] and labels[2] == labels[3] >= 0
+
+
+def test_hdbscan_refuses_corrections():
+    embeddings, _ = _identities(people=2, per_person=3, noise=0.01)
+    with pytest.raises(ValueError, match="hdbscan cannot honour"):
+        group_embeddings(embeddings, GroupingOptions("hdbscan"), apart=np.array([[0, 1]]))

@@ -1,0 +1,34 @@
+"""Album folder names from person names: one path component, never escaping people/."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_FOLDER_BYTES = 120
+"""UTF-8 bytes kept of a name (file systems allow 255 per component)."""
+
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{n}" for p in ("com", "lpt") for n in range(1, 10)}
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def default_key(person_id: int) -> str:
+    return f"person_{person_id:04d}"
+
+
+def folder_name(name: str | None, person_id: int, reserved: set[str]) -> str:
+    """A folder-safe album name for a person; ``default_key`` when the name leaves nothing usable.
+
+    ``reserved`` holds casefolded names that may not be used (other albums, 'unsorted', ...).
+    Path separators, control and Windows-forbidden characters become '_'; leading and trailing
+    dots and spaces go; long names are cut at a character boundary; a clash gets ' (id)' added.
+    """
+    if not name:
+        return default_key(person_id)
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", name)).strip(" .")
+    cleaned = cleaned.encode()[:MAX_FOLDER_BYTES].decode(errors="ignore").strip(" .")
+    if not cleaned or cleaned.split(".")[0].casefold() in _WINDOWS_RESERVED:
+        return default_key(person_id)
+    if cleaned.casefold() in reserved:
+        cleaned = f"{cleaned} ({person_id})"
+    return cleaned

@@ -1,0 +1,168 @@
+"""People commands and the persistence of corrections across re-scans, on the example photos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from facecluster.cli import main
+from tests.conftest import EXAMPLES
+
+POWELL, BUSH, SERENA = "Colin_Powell", "George_W_Bush", "Serena_Williams"
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def people(out: Path) -> dict[str, dict]:
+    """Album key -> people.json entry."""
+    return {p["key"]: p for p in json.loads((out / "people.json").read_text())["people"]}
+
+
+def photos_of(entry: dict) -> set[str]:
+    return {face["photo"] for face in entry["faces"]}
+
+
+def add(photos: Path, *names: str) -> None:
+    for name in names:
+        shutil.copy2(EXAMPLES / name, photos / name)
+
+
+@pytest.fixture()
+def library(tmp_path: Path) -> tuple[Path, Path]:
+    """Two photos of each of three people and the group photo, scanned."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    add(photos, *(f"{p}_000{n}.jpg" for p in (POWELL, BUSH, SERENA) for n in (1, 2)), "group_2007_007763.jpg")
+    assert run("scan", photos, "-o", out, "-q")[0] == 0
+    return photos, out
+
+
+def key_with(out: Path, photo: str) -> str:
+    return next(key for key, entry in people(out).items() if photo in photos_of(entry))
+
+
+def test_people_lists_ids_albums_counts_and_faces(library):
+    _, out = library
+    code, stdout, _ = run("people", "-o", out, "--json")
+    rows = json.loads(stdout)
+    assert code == 0 and [(r["face_count"], r["photo_count"], r["name"]) for r in rows] == [(2, 2, None)] * 3
+    assert {r["key"] for r in rows} == {f"person_{r['id']:04d}" for r in rows}
+    serena = key_with(out, f"{SERENA}_0001.jpg")
+    code, stdout, _ = run("people", serena, "-o", out)
+    assert code == 0 and len(stdout.splitlines()) == 2 and f"{SERENA}_0002.jpg" in stdout
+
+
+def test_corrections_survive_a_rescan_with_new_photos(library):
+    photos, out = library
+    powell, bush, serena = (key_with(out, f"{p}_0001.jpg") for p in (POWELL, BUSH, SERENA))
+    ids_before = {key: entry["id"] for key, entry in people(out).items()}
+    assert run("name", powell, "Colin Powell", "-o", out)[0] == 0
+    # Split Serena's second face out, then merge that new person into Bush (a wrong merge) and
+    # move the face back to Serena: each step is remembered.
+    serena_faces = [f["face_id"] for f in people(out)[serena]["faces"] if f["photo"] == f"{SERENA}_0002.jpg"]
+    assert run("split", serena, serena_faces[0], "-o", out)[0] == 0
+    split_key = key_with(out, f"{SERENA}_0002.jpg")
+    assert split_key not in (serena, bush, "Colin Powell")
+    assert run("merge", bush, split_key, "-o", out)[0] == 0
+    assert photos_of(people(out)[bush]) == {f"{BUSH}_0001.jpg", f"{BUSH}_0002.jpg", f"{SERENA}_0002.jpg"}
+    assert run("move", serena_faces[0], serena, "-o", out)[0] == 0
+    assert f"{SERENA}_0002.jpg" in photos_of(people(out)[serena])
+    # Forget one stranger of the group photo.
+    group_faces = json.loads((out / "people.json").read_text())["unsorted"]
+    stranger = group_faces[0]["face_id"]
+    assert run("forget", stranger, "-o", out)[0] == 0
+    add(photos, f"{POWELL}_0003.jpg", f"{BUSH}_0003.jpg", f"{SERENA}_0003.jpg")
+    assert run("scan", photos, "-o", out, "-q")[0] == 0
+    after = people(out)
+    assert photos_of(after["Colin Powell"]) == {f"{POWELL}_000{n}.jpg" for n in (1, 2, 3)}
+    assert after["Colin Powell"]["name"] == "Colin Powell"
+    assert photos_of(after[bush]) == {f"{BUSH}_000{n}.jpg" for n in (1, 2, 3)}
+    assert photos_of(after[serena]) == {f"{SERENA}_000{n}.jpg" for n in (1, 2, 3)}
+    assert {after[k]["id"] for k in (bush, serena)} == {ids_before[bush], ids_before[serena]}
+    assert after["Colin Powell"]["id"] == ids_before[powell]
+    assert (out / "people" / "Colin Powell" / f"{POWELL}_0003.jpg").exists()
+    assert stranger in {f["face_id"] for f in json.loads((out / "people.json").read_text())["unsorted"]}
+
+
+def test_a_face_split_out_never_comes_back(library):
+    photos, out = library
+    bush = key_with(out, f"{BUSH}_0001.jpg")
+    face = next(f["face_id"] for f in people(out)[bush]["faces"] if f["photo"] == f"{BUSH}_0002.jpg")
+    assert run("split", bush, face, "-o", out)[0] == 0
+    split_key = key_with(out, f"{BUSH}_0002.jpg")
+    add(photos, f"{BUSH}_0003.jpg")
+    assert run("scan", photos, "-o", out, "-q")[0] == 0
+    after = people(out)
+    assert f"{BUSH}_0002.jpg" not in photos_of(after[bush]) and f"{BUSH}_0002.jpg" in photos_of(after[split_key])
+    assert after[split_key]["id"] != after[bush]["id"]
+
+
+def test_find_recognises_a_new_photo_and_a_face_id(library):
+    _, out = library
+    code, stdout, _ = run("find", EXAMPLES / f"{POWELL}_0003.jpg", "-o", out, "--json")
+    best = json.loads(stdout)[0]["matches"][0]
+    assert code == 0 and best["accepted"] and best["photos"] == [f"{POWELL}_0001.jpg", f"{POWELL}_0002.jpg"]
+    assert best["distance"] < best["limit"]
+    face = people(out)[key_with(out, f"{SERENA}_0001.jpg")]["faces"][0]["face_id"]
+    code, stdout, _ = run("find", face, "-o", out, "--json")
+    assert code == 0 and json.loads(stdout)[0]["matches"][0]["key"] == key_with(out, f"{SERENA}_0001.jpg")
+
+
+def test_find_says_no_one_for_strangers(library, tmp_path):
+    _, out = library
+    code, stdout, _ = run("find", EXAMPLES / "group_2007_007763.jpg", "-o", out, "--json")
+    results = json.loads(stdout)
+    assert code == 1 and len(results) == 7
+    assert not any(m["accepted"] for r in results for m in r["matches"])
+
+
+def test_album_names_are_safe_and_unique(library):
+    _, out = library
+    powell, bush = key_with(out, f"{POWELL}_0001.jpg"), key_with(out, f"{BUSH}_0001.jpg")
+    assert run("name", powell, "../../etc/passwd", "-o", out)[0] == 0
+    assert run("name", bush, "..\\..\\etc\\passwd", "-o", out)[0] == 0
+    folders = sorted(p.name for p in (out / "people").iterdir())
+    assert "_.._etc_passwd" in folders and "_.._etc_passwd (2)" in folders
+    assert not any(name.startswith(".") for name in folders)
+    assert not (out.parent / "etc").exists() and not (out / "etc").exists()
+    assert {p["name"] for p in people(out).values()} >= {"../../etc/passwd", "..\\..\\etc\\passwd"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("name", "person_0999", "X"), "no person"),
+        (("move", "99999", "1"), "no face"),
+        (("merge", "1", "1"), "themselves"),
+        (("name", "1", " "), "non-empty"),
+    ],
+)
+def test_bad_corrections_exit_two(library, args, message):
+    _, out = library
+    code, _, stderr = run(*args, "-o", out)
+    assert code == 2 and message in stderr
+
+
+def test_commands_need_a_scanned_folder(tmp_path):
+    code, _, stderr = run("name", "1", "X", "-o", tmp_path)
+    assert code == 2 and "run 'facecluster scan" in stderr
+
+
+def test_xmp_sidecars_follow_names(tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    add(photos, f"{POWELL}_0001.jpg", f"{POWELL}_0002.jpg")
+    before = sorted(p.name for p in photos.iterdir())
+    assert run("scan", photos, "-o", out, "-q", "--xmp")[0] == 0
+    sidecar = out / "xmp" / f"{POWELL}_0001.jpg.xmp"
+    assert sidecar.is_file() and b"<mwg-rs:Name>" not in sidecar.read_bytes()
+    assert run("name", "1", "Colin & <Powell>", "-o", out)[0] == 0
+    assert b"<mwg-rs:Name>Colin &amp; &lt;Powell&gt;</mwg-rs:Name>" in sidecar.read_bytes()
+    assert sorted(p.name for p in photos.iterdir()) == before
