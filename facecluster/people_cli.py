@@ -15,11 +15,10 @@ from rich.table import Table
 
 from facecluster.cli import EXIT_ERROR, _analyzer, _note, device_option
 from facecluster.export import FILE_NAME
-from facecluster.grouping import GroupingOptions
 from facecluster.images import ImageLoadError
 from facecluster.index import FaceIndex
 from facecluster.people import People, PeopleError
-from facecluster.recognition import rank_people
+from facecluster.recognition import Gallery
 from facecluster.scan import ScanError
 
 output_option = click.option(
@@ -175,23 +174,14 @@ def find_command(query: str, output: Path, as_json: bool, device: str) -> None:
         _note(f"error: {error}")
         sys.exit(EXIT_ERROR)
     try:
-        threshold = index.meta("threshold")
-        rule = GroupingOptions(index.meta("method") or "adaptive", float(threshold) if threshold else None).merge_rule()
-        embedding_of = {face.face_id: face.embedding for face in index.faces()}
-        members: dict[int, list[int]] = {}
-        for face, (person, _) in People(index).members().items():
-            members.setdefault(person, []).append(face)
+        gallery = Gallery.load(index)
     finally:
         index.close()
     listing = {entry["id"]: entry for entry in _listing(output)["people"]}
-    queries = _queries(query, embedding_of, device)
+    queries = _queries(query, gallery.embeddings, device)
     results = []
     for label, embedding, own_face in queries:
-        people = {
-            p: np.stack([embedding_of[f] for f in faces if f != own_face] or [np.zeros(128)])
-            for p, faces in members.items()
-        }
-        matches = [m for m in rank_people(embedding, people, rule) if m.person_id in listing][:3]
+        matches = [m for m in gallery.rank(embedding, own_face) if m.person_id in listing][:3]
         results.append(
             {
                 "query": label,

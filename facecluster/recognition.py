@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facecluster.grouping import GroupingOptions
+from facecluster.index import FaceIndex
 from facecluster.linkage import MergeRule
+from facecluster.people import People
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,32 @@ def rank_people(query: np.ndarray, people: dict[int, np.ndarray], rule: MergeRul
             Match(person, float(np.sqrt(max(0.0, 2 - 2 * similarity))), float(np.sqrt(max(0.0, 2 - 2 * required))))
         )
     return sorted(matches, key=lambda m: (m.distance, m.person_id))
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Every person's faces in an index, and the rule the last scan grouped with."""
+
+    rule: MergeRule
+    embeddings: dict[int, np.ndarray]
+    """face id -> unit embedding."""
+    members: dict[int, list[int]]
+    """person id -> face ids."""
+
+    @classmethod
+    def load(cls, index: FaceIndex) -> Gallery:
+        threshold = index.meta("threshold")
+        options = GroupingOptions(index.meta("method") or "adaptive", float(threshold) if threshold else None)
+        members: dict[int, list[int]] = {}
+        for face, (person, _) in People(index).members().items():
+            members.setdefault(person, []).append(face)
+        return cls(options.merge_rule(), {f.face_id: f.embedding for f in index.faces()}, members)
+
+    def rank(self, query: np.ndarray, own_face: int | None = None) -> list[Match]:
+        """``rank_people`` over this gallery; ``own_face`` (a face of the index) is left out of its person."""
+        people = {
+            person: np.stack([self.embeddings[f] for f in faces if f != own_face])
+            for person, faces in self.members.items()
+            if any(f != own_face for f in faces)
+        }
+        return rank_people(query, people, self.rule)
