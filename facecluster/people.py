@@ -131,14 +131,24 @@ class People:
             raise PeopleError(f"no face {text!r} (face ids are listed by 'facecluster people PERSON')")
         return int(text)
 
-    def name(self, person: int, name: str) -> None:
-        """Name a person; their current faces become confirmed."""
+    def create(self, name: str) -> int:
+        """A new, named person without faces yet."""
+        name = self._checked(name, None)
+        with self.index.transaction():
+            return int(self.db.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid)
+
+    def _checked(self, name: str, person: int | None) -> str:
         name = name.strip()
         if not name or any(ord(c) < 32 for c in name):
             raise PeopleError("a name must be non-empty and without control characters")
-        other = self.db.execute("SELECT id FROM people WHERE name=? AND id<>?", (name, person)).fetchone()
+        other = self.db.execute("SELECT id FROM people WHERE name=? AND id IS NOT ?", (name, person)).fetchone()
         if other:
             raise PeopleError(f"person_{other[0]:04d} is already named {name!r}; merge the two instead")
+        return name
+
+    def name(self, person: int, name: str) -> None:
+        """Name a person; their current faces become confirmed."""
+        name = self._checked(name, person)
         with self.index.transaction():
             self.db.execute("UPDATE people SET name=? WHERE id=?", (name, person))
             self._confirm(person)

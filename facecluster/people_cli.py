@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -133,8 +134,22 @@ def split_command(person: str, faces: tuple[str, ...], output: Path) -> None:
 @click.argument("person")
 @output_option
 def move_command(face: str, person: str, output: Path) -> None:
-    """FACE (a face id) is PERSON, and not whoever had it before (it never goes back there)."""
-    _correct(output, lambda people: people.move(people.face(face), people.resolve(person)))
+    """FACE (a face id) is PERSON, and not whoever had it before (it never goes back there).
+
+    A PERSON that is not an id, a person_NNNN key or a current name is a new person of that name.
+    """
+
+    def move(people: People) -> None:
+        face_id = people.face(face)
+        try:
+            target = people.resolve(person)
+        except PeopleError:
+            if re.fullmatch(r"(?:person_)?\d+", person.strip()):
+                raise
+            target = people.create(person)
+        people.move(face_id, target)
+
+    _correct(output, move)
     _note(f"face {face} moved to {person}; albums and report rewritten")
 
 

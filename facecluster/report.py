@@ -100,7 +100,7 @@ def render_report(outcome: ScanOutcome, thumbnails: set[int]) -> str:
         faces = sort_faces(person.faces)
         photos = person.photos
         parts.append(
-            f'<section id="p-{_e(person.key)}"><h2>{_e(person.key)}</h2>'
+            f'<section id="p-{_e(person.key)}"><h2>{_e(person.name or person.key)}</h2>'
             f'<p class="info">{_plural(len(photos), "photo")} · {_plural(len(faces), "face")} · '
             f"{_e(_date_range(photos))}</p>"
         )
@@ -159,7 +159,8 @@ def _header(outcome: ScanOutcome) -> str:
         f"<li>{_e(_label(str(key)))}: <b>{_e(_value(value, key=str(key)))}</b></li>" for key, value in summary.items()
     )
     nav = "".join(
-        f'<a href="#p-{_e(person.key)}">{_e(person.key)} ({len(person.faces)})</a>' for person in outcome.people
+        f'<a href="#p-{_e(person.key)}">{_e(person.name or person.key)} ({len(person.faces)})</a>'
+        for person in outcome.people
     )
     return (
         f"<header><h1>facecluster report</h1>"
@@ -175,7 +176,7 @@ def _grid(faces: list[FaceInfo], thumbnails: set[int]) -> str:
     items = ['<div class="grid">']
     for face in faces:
         photo = face.photo
-        title = photo.relative + (f" · {photo.taken}" if photo.taken else " · undated")
+        title = f"face {int(face.face_id)} · {photo.relative}" + (f" · {photo.taken}" if photo.taken else " · undated")
         if not face.usable:
             title += " · not used for grouping"
         low = "" if face.usable else ' class="low"'

@@ -166,3 +166,22 @@ def test_xmp_sidecars_follow_names(tmp_path):
     assert run("name", "1", "Colin & <Powell>", "-o", out)[0] == 0
     assert b"<mwg-rs:Name>Colin &amp; &lt;Powell&gt;</mwg-rs:Name>" in sidecar.read_bytes()
     assert sorted(p.name for p in photos.iterdir()) == before
+
+
+def test_move_a_lone_face_to_a_new_named_person(library):
+    photos, out = library
+    stranger = json.loads((out / "people.json").read_text())["unsorted"][0]["face_id"]
+    assert run("move", stranger, "Aunt May", "-o", out)[0] == 0
+    assert [f["face_id"] for f in people(out)["Aunt May"]["faces"]] == [stranger]
+    assert run("scan", photos, "-o", out, "-q")[0] == 0
+    assert [f["face_id"] for f in people(out)["Aunt May"]["faces"]] == [stranger]
+    assert run("move", stranger, "person_0999", "-o", out)[0] == 2
+
+
+def test_person_names_are_text_in_the_report(library):
+    _, out = library
+    hostile = "</script><script>alert(1)</script>"
+    assert run("name", "1", hostile, "-o", out)[0] == 0
+    report = (out / "report.html").read_text()
+    assert hostile not in report and "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in report
+    assert people(out)["__script__script_alert(1)__script_"]["name"] == hostile
