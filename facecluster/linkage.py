@@ -31,12 +31,18 @@ class MergeRule:
     cohesion (the mean similarity of its own faces to each other): two settled groups merge only
     when faces across them are nearly as alike as faces within them, which keeps look-alikes such
     as siblings apart. A gap of None switches that test off.
+
+    With ``consensus`` set, at least that share of the faces of one of the two groups must have
+    their nearest face outside their own group in the other group: in a crowd of look-alikes a
+    small group's faces point to many different groups, while fragments of one person point to
+    each other. None switches that test off.
     """
 
     base: float
     margin: float = 0.0
     cohesion_gap: float | None = None
     settled_size: int = 5
+    consensus: float | None = None
 
     def allows(self, sims: np.ndarray, sizes_a: np.ndarray, sizes_b: np.ndarray, cohesion: Cohesion) -> np.ndarray:
         """Which of these group pairs may merge."""
@@ -102,6 +108,24 @@ def _reciprocal_best(u: np.ndarray, v: np.ndarray, sims: np.ndarray, count: int)
     return node[mutual], other[mutual]
 
 
+def _consensus(u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Per edge: the larger of the two groups' shares of faces whose nearest outside face is in the other."""
+    count = len(labels)
+    near = np.where(indices >= 0, labels[np.maximum(indices, 0)], -1)
+    outside = (near != labels[:, None]) & (indices >= 0)
+    has = outside.any(axis=1)
+    target = near[np.arange(count), outside.argmax(axis=1)]
+    keys, counts = np.unique(labels[has] * count + target[has], return_counts=True)
+
+    def share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        wanted = a * count + b
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        found = np.where(keys[at] == wanted, counts[at], 0) if len(keys) else np.zeros(len(a))
+        return found / sizes[a]
+
+    return np.maximum(share(u, v), share(v, u))
+
+
 def _seeded(embeddings: np.ndarray, seeds: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group labels, sums and sizes to start from: rows sharing a seed number (>= 0) start as one group."""
     count = len(embeddings)
@@ -141,6 +165,9 @@ def average_linkage(
         if len(eligible) and len(forbidden):
             conflicts = _pair_keys(labels[forbidden[:, 0]], labels[forbidden[:, 1]], count)
             eligible = eligible[~np.isin(_pair_keys(u[eligible], v[eligible], count), conflicts)]
+        if len(eligible) and rule.consensus is not None:
+            agreed = _consensus(u[eligible], v[eligible], labels, sizes, neighbours.indices) >= rule.consensus
+            eligible = eligible[agreed]
         if not len(eligible):
             return labels
         keep, drop = _reciprocal_best(u[eligible], v[eligible], sims[eligible], count)

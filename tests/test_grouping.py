@@ -138,3 +138,14 @@ def test_hdbscan_refuses_corrections():
     embeddings, _ = _identities(people=2, per_person=3, noise=0.01)
     with pytest.raises(ValueError, match="hdbscan cannot honour"):
         group_embeddings(embeddings, GroupingOptions("hdbscan"), apart=np.array([[0, 1]]))
+
+
+def test_consensus_is_the_larger_share_of_faces_pointing_at_the_other_group():
+    from facecluster.linkage import _consensus
+
+    labels = np.array([0, 0, 2, 2, 4])
+    sizes = np.array([2, 0, 2, 0, 1])
+    # Each face's neighbours, nearest first; the first one outside its own group counts.
+    indices = np.array([[1, 2], [0, 4], [3, 4], [2, 0], [2, 0]])
+    shares = _consensus(np.array([0, 2, 0]), np.array([2, 4, 4]), labels, sizes, indices)
+    assert list(shares) == [0.5, 1.0, 0.5]
