@@ -1,4 +1,4 @@
-"""The people commands: people, name, merge, split, move, forget, find."""
+"""The people commands: people, name, merge, split, move, forget, find, xmp."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from facecluster.cli import EXIT_ERROR, _analyzer, _note, device_option
 from facecluster.export import FILE_NAME
 from facecluster.images import ImageLoadError
 from facecluster.index import FaceIndex
+from facecluster.outcome import ScanOutcome
 from facecluster.people import People, PeopleError
 from facecluster.recognition import Gallery
 from facecluster.scan import ScanError
@@ -34,10 +35,15 @@ output_option = click.option(
 
 def _correct(output: Path, action: Callable[[People], object]) -> object:
     """Apply a correction and rewrite the outputs, or exit with the reason."""
+    return _correct_outcome(output, action)[0]
+
+
+def _correct_outcome(output: Path, action: Callable[[People], object] = lambda _: None) -> tuple[object, ScanOutcome]:
+    """``corrections.correct``: the action's result and the regrouped outcome, or exit with the reason."""
     from facecluster.corrections import correct
 
     try:
-        return correct(output, action)[0]
+        return correct(output, action)
     except (PeopleError, ScanError) as error:
         _note(f"error: {error}")
         sys.exit(getattr(error, "exit_code", EXIT_ERROR))
@@ -229,6 +235,30 @@ def find_command(query: str, output: Path, as_json: bool, device: str) -> None:
     sys.exit(0 if found else 1)
 
 
+@click.command("xmp")
+@output_option
+@click.option(
+    "--beside-originals",
+    is_flag=True,
+    help="Write PHOTO.xmp next to each photo in the scanned folder instead of into OUT/xmp/; an existing "
+    "file there is never replaced (it is skipped and listed).",
+)
+def xmp_command(output: Path, beside_originals: bool) -> None:
+    """Write XMP sidecars (MWG face regions with person names) for the current people now.
+
+    By default into OUT/xmp/ (what 'scan --xmp' keeps up to date); the photo folder is written to
+    only with --beside-originals.
+    """
+    from facecluster.xmp import write_sidecars
+
+    _, outcome = _correct_outcome(output)
+    report = write_sidecars(outcome, output, beside_originals=beside_originals)
+    for relative, reason in report.skipped:
+        _note(f"skipped {relative}: {reason}")
+    where = "beside the originals" if beside_originals else f"in {output / 'xmp'}"
+    _note(f"{report.written} sidecar(s) written {where}, {len(report.skipped)} skipped")
+
+
 def _queries(query: str, embedding_of: dict[int, np.ndarray], device: str) -> list[tuple[str, np.ndarray, int | None]]:
     """(label, embedding, face id in the index or None) for each face to look up, or exit 2."""
     if query.isdigit() and int(query) in embedding_of:
@@ -250,4 +280,13 @@ def _queries(query: str, embedding_of: dict[int, np.ndarray], device: str) -> li
     ]
 
 
-COMMANDS = (people_command, name_command, merge_command, split_command, move_command, forget_command, find_command)
+COMMANDS = (
+    people_command,
+    name_command,
+    merge_command,
+    split_command,
+    move_command,
+    forget_command,
+    find_command,
+    xmp_command,
+)

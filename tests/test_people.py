@@ -185,3 +185,17 @@ def test_person_names_are_text_in_the_report(library):
     report = (out / "report.html").read_text()
     assert hostile not in report and "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in report
     assert people(out)["__script__script_alert(1)__script_"]["name"] == hostile
+
+
+def test_xmp_beside_originals_only_when_asked_and_never_replacing(library):
+    photos, out = library
+    assert run("xmp", "-o", out)[0] == 0
+    assert not list(photos.glob("*.xmp")) and (out / "xmp" / f"{POWELL}_0001.jpg.xmp").is_file()
+    theirs = photos / f"{BUSH}_0001.jpg.xmp"
+    theirs.write_bytes(b"another tool's sidecar")
+    originals = {p.name: p.read_bytes() for p in photos.glob("*.jpg")}
+    code, _, stderr = run("xmp", "-o", out, "--beside-originals")
+    assert code == 0 and f"skipped {BUSH}_0001.jpg.xmp" not in stderr and f"skipped {BUSH}_0001.jpg" in stderr
+    assert theirs.read_bytes() == b"another tool's sidecar"
+    assert (photos / f"{POWELL}_0001.jpg.xmp").is_file()
+    assert {p.name: p.read_bytes() for p in photos.glob("*.jpg")} == originals
