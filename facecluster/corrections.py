@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from facecluster.grouping import GroupingOptions
-from facecluster.index import INDEX_FILE, FaceIndex
+from facecluster.index import INDEX_FILE, FaceIndex, IndexUnavailable
 from facecluster.outcome import ScanOutcome
 from facecluster.people import People
 from facecluster.scan import OutputLock, ScanError, ScanPlan, build_outcome, write_outputs
@@ -48,6 +48,8 @@ def correct(output: Path, action: Callable[[People], Result]) -> tuple[Result, S
         return result, outcome
     except sqlite3.OperationalError as error:
         raise ScanError(f"cannot write the face index in {out}: {error}", exit_code=4) from error
+    except IndexUnavailable as error:
+        raise ScanError(f"{error}; move it aside to start a new index", exit_code=4) from error
     finally:
         if index is not None:
             index.close()

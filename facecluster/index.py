@@ -115,6 +115,11 @@ class FaceIndex:
         try:
             if readonly:
                 self.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+                tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if not {"meta", "photos", "contents", "faces"} <= tables:
+                    raise IndexUnavailable(
+                        f"{self.path}: not a current face index; run 'facecluster scan' to update it"
+                    )
                 return
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from rich.table import Table
 from facecluster.cli import EXIT_ERROR, _analyzer, _note, device_option
 from facecluster.export import FILE_NAME
 from facecluster.images import ImageLoadError
-from facecluster.index import FaceIndex
+from facecluster.index import FaceIndex, IndexUnavailable
 from facecluster.outcome import ScanOutcome
 from facecluster.people import People, PeopleError
 from facecluster.recognition import Gallery
@@ -194,8 +195,14 @@ def find_command(query: str, output: Path, as_json: bool, device: str) -> None:
     except ScanError as error:
         _note(f"error: {error}")
         sys.exit(EXIT_ERROR)
+    except IndexUnavailable as error:
+        _note(f"error: {error}; move it aside to start a new index")
+        sys.exit(4)
     try:
         gallery = Gallery.load(index)
+    except sqlite3.DatabaseError as error:
+        _note(f"error: {index.path}: cannot read people ({error}); run 'facecluster scan' to update the index")
+        sys.exit(4)
     finally:
         index.close()
     listing = {entry["id"]: entry for entry in _listing(output)["people"]}

@@ -20,7 +20,7 @@ from facecluster.albums import RESERVED_FOLDERS, write_albums
 from facecluster.analysis import FaceAnalyzer
 from facecluster.export import write_people_json
 from facecluster.grouping import CorrectionsNotSupported, GroupingOptions, group_embeddings
-from facecluster.index import INDEX_FILE, FaceIndex, StoredFace
+from facecluster.index import INDEX_FILE, FaceIndex, IndexUnavailable, StoredFace
 from facecluster.metadata import read_metadata
 from facecluster.names import default_key, folder_name
 from facecluster.outcome import FaceInfo, PersonGroup, PhotoInfo, ScanOutcome, SkippedFile
@@ -291,7 +291,10 @@ def build_outcome(root: Path, index: FaceIndex, plan: ScanPlan, grouping: Groupi
 def plan_only(photos: Path, output: Path, options: ScanOptions) -> ScanPlan:
     """What a scan would do, without writing anything anywhere (``--dry-run``)."""
     root, out = check_folders(photos, output)
-    index = FaceIndex(out, readonly=True) if (out / INDEX_FILE).is_file() else None
+    try:
+        index = FaceIndex(out, readonly=True) if (out / INDEX_FILE).is_file() else None
+    except IndexUnavailable as error:
+        raise ScanError(f"{error}; move it aside to start a new index", exit_code=4) from error
     try:
         return plan_scan(root, out, index, options)
     finally:
@@ -358,6 +361,8 @@ def run_scan(
         return outcome
     except sqlite3.OperationalError as error:
         raise ScanError(f"cannot write the face index in {out}: {error}", exit_code=4) from error
+    except IndexUnavailable as error:
+        raise ScanError(f"{error}; move it aside to start a new index", exit_code=4) from error
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
             raise ScanError(f"cannot write to the output folder {out}: {error.strerror}", exit_code=4) from error

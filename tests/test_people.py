@@ -199,3 +199,17 @@ def test_xmp_beside_originals_only_when_asked_and_never_replacing(library):
     assert theirs.read_bytes() == b"another tool's sidecar"
     assert (photos / f"{POWELL}_0001.jpg.xmp").is_file()
     assert {p.name: p.read_bytes() for p in photos.glob("*.jpg")} == originals
+
+
+@pytest.mark.parametrize(
+    "command", [("scan", "PHOTOS", "-q"), ("scan", "PHOTOS", "--dry-run"), ("name", "1", "X"), ("find", "1")]
+)
+def test_a_corrupt_index_is_a_clear_error_and_left_alone(tmp_path, command):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    add(photos, f"{POWELL}_0001.jpg")
+    out.mkdir()
+    (out / "index.sqlite").write_bytes(b"not a database, " * 100)
+    code, _, stderr = run(*(photos if part == "PHOTOS" else part for part in command), "-o", out)
+    assert code == 4 and "index.sqlite" in stderr and "Traceback" not in stderr
+    assert (out / "index.sqlite").read_bytes() == b"not a database, " * 100
