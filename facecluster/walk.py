@@ -47,10 +47,12 @@ def walk_photos(
     Hidden entries (leading '.') are skipped unless ``include_hidden``; ``exclude`` holds
     glob patterns matched against the relative path and the name; symbolic links are not
     followed unless ``follow_symlinks``, and a folder already visited (a link loop) is never
-    entered twice. Folders in ``skip_dirs`` (e.g. the output folder) are not entered.
-    ``on_problem(relative, reason)`` hears about folders that cannot be listed.
+    entered twice, nor one that leads outside ``root`` (albums only ever point inside it).
+    Folders in ``skip_dirs`` (e.g. the output folder) are not entered. ``on_problem(relative,
+    reason)`` hears about folders that cannot be listed and links that lead outside ``root``.
     """
     root = Path(root)
+    inside = os.path.join(os.path.realpath(root), "")
     skip = {os.path.realpath(d) for d in skip_dirs}
     root_stat = os.stat(root)
     visited = {(root_stat.st_dev, root_stat.st_ino)}
@@ -71,8 +73,13 @@ def walk_photos(
             if (name.startswith(".") and not include_hidden) or _excluded(relative, name, exclude):
                 continue
             try:
-                if entry.is_symlink() and not follow_symlinks:
-                    continue
+                if entry.is_symlink():
+                    if not follow_symlinks:
+                        continue
+                    if not os.path.realpath(entry.path).startswith(inside):
+                        if on_problem:
+                            on_problem(relative, "symbolic link leads outside the scanned folder; not followed")
+                        continue
                 info = entry.stat(follow_symlinks=True)
             except OSError:
                 continue  # dangling link or vanished entry

@@ -147,6 +147,22 @@ def test_symlink_loops_never_hang(library, tmp_path):
     assert result.exit_code == 0 and summary["files"] == 10
 
 
+def test_followed_links_never_leave_the_scanned_folder(library, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy2(EXAMPLES / "Colin_Powell_0003.jpg", outside / "secret.jpg")
+    (library / "linked-folder").symlink_to(outside, target_is_directory=True)
+    (library / "linked.jpg").symlink_to(outside / "secret.jpg")
+    (library / "inside.jpg").symlink_to(library / "Colin_Powell" / "Colin_Powell_0001.jpg")
+    result, summary = scan(library, tmp_path / "out", "--follow-symlinks")
+    assert result.exit_code == 0, result.output
+    assert summary["files"] == 11 and summary["skipped"] == 2
+    skipped = {s["path"]: s["reason"] for s in json.loads((tmp_path / "out" / "people.json").read_text())["skipped"]}
+    assert set(skipped) == {"linked-folder", "linked.jpg"} and all("outside" in r for r in skipped.values())
+    linked = [p for p in (tmp_path / "out" / "people").rglob("*") if p.is_symlink()]
+    assert linked and all(str(p.resolve()).startswith(str(library.resolve())) for p in linked)
+
+
 def test_dry_run_writes_nothing(library, tmp_path):
     output = tmp_path / "out"
     result = CliRunner().invoke(main, ["scan", str(library), "-o", str(output), "--dry-run"])
@@ -242,3 +258,20 @@ def test_report_of_a_real_scan_renders_in_chromium(library, tmp_path):
     chromium_render(output / "report.html", tmp_path / "profile", screenshot=shot)
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20  # thumbnails drew real photo content, not an empty page
+
+
+def test_a_scan_opens_no_network_connection(library, tmp_path, monkeypatch):
+    import socket
+
+    opened = []
+
+    class NoSocket(socket.socket):
+        def __init__(self, *args, **kwargs):
+            opened.append(args)
+            raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket, "socket", NoSocket)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: opened.append(a) or NoSocket())
+    result, summary = scan(library, tmp_path / "out")
+    assert result.exit_code == 0 and summary["people"] == 3
+    assert opened == []
