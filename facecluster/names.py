@@ -9,7 +9,9 @@ MAX_FOLDER_BYTES = 120
 """UTF-8 bytes kept of a name (file systems allow 255 per component)."""
 
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{n}" for p in ("com", "lpt") for n in range(1, 10)}
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_UNSAFE = re.compile('[\x00-\x1f\x7f/\\\\:*?"<>|\u202a-\u202e\u2066-\u2069]')
+"""Separators, control and Windows-forbidden characters, and bidirectional overrides (which can
+make a folder name display as something else)."""
 
 
 def default_key(person_id: int) -> str:
@@ -20,8 +22,9 @@ def folder_name(name: str | None, person_id: int, reserved: set[str]) -> str:
     """A folder-safe album name for a person; ``default_key`` when the name leaves nothing usable.
 
     ``reserved`` holds casefolded names that may not be used (other albums, 'unsorted', ...).
-    Path separators, control and Windows-forbidden characters become '_'; leading and trailing
-    dots and spaces go; long names are cut at a character boundary; a clash gets ' (id)' added.
+    Path separators, control, Windows-forbidden and bidirectional-override characters become '_';
+    leading and trailing dots and spaces go; long names are cut at a character boundary; a clash
+    gets ' (id)' added.
     """
     if not name:
         return default_key(person_id)

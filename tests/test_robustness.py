@@ -1,0 +1,122 @@
+"""Hostile names, vanishing files, deep trees, a full disk and a hostile person name in Chromium."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from facecluster.cli import main
+from tests.conftest import EXAMPLES
+
+HOSTILE_NAMES = [
+    "with spaces and 'quotes' \"double\".jpg",
+    "new\nline.jpg",
+    "<img src=x onerror=alert(1)>.jpg",
+    "\u202eevil-rtl\u202c.jpg",
+]
+
+
+def run(*args: object):
+    return CliRunner().invoke(main, [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in args])
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        os.fsdecode(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def test_hostile_names_non_utf8_and_deep_trees_are_scanned(tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    sources = [*sorted(EXAMPLES.glob("Colin_Powell_*.jpg")), EXAMPLES / "Serena_Williams_0001.jpg"]
+    for name, source in zip(HOSTILE_NAMES, sources, strict=True):
+        shutil.copy2(source, photos / name)
+    raw = os.fsencode(photos) + b"/latin1-\xe9t\xe9.jpg"
+    shutil.copy2(EXAMPLES / "George_W_Bush_0001.jpg", raw)
+    deep = photos.joinpath(*[f"d{n}" for n in range(60)])
+    deep.mkdir(parents=True)
+    shutil.copy2(EXAMPLES / "George_W_Bush_0002.jpg", deep / "deep.jpg")
+    result = run("scan", photos, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["files"] == 6 and summary["skipped"] == 0 and summary["photos"] == 6
+    report = (out / "report.html").read_text()
+    assert "<img src=x" not in report and "&lt;img src=x onerror=alert(1)&gt;.jpg" in report
+    linked = {p.name for p in (out / "people").rglob("*") if p.is_symlink()}
+    assert "<img src=x onerror=alert(1)>.jpg" in linked and "deep.jpg" in linked
+
+
+def test_a_file_that_vanishes_during_the_scan_is_skipped_with_a_reason(tmp_path, monkeypatch):
+    import facecluster.scan as scan_module
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for name in ("Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg"):
+        shutil.copy2(EXAMPLES / name, photos / name)
+    walk = scan_module.walk_photos
+
+    def walk_then_delete(*args, **kwargs):
+        found = list(walk(*args, **kwargs))
+        (photos / "Colin_Powell_0002.jpg").unlink()
+        return iter(found)
+
+    monkeypatch.setattr(scan_module, "walk_photos", walk_then_delete)
+    result = run("scan", photos, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    skipped = json.loads((out / "people.json").read_text())["skipped"]
+    assert [s["path"] for s in skipped] == ["Colin_Powell_0002.jpg"] and skipped[0]["reason"]
+
+
+def test_a_full_disk_fails_clearly_and_keeps_the_previous_outputs(tmp_path, monkeypatch):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for name in ("Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg"):
+        shutil.copy2(EXAMPLES / name, photos / name)
+    assert run("scan", photos, "-o", out, "-q").exit_code == 0
+    before = snapshot(out)
+    shutil.copy2(EXAMPLES / "Colin_Powell_0003.jpg", photos / "Colin_Powell_0003.jpg")
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    albums_before = sorted(os.fsdecode(p.relative_to(out)) for p in (out / "people").rglob("*"))
+    monkeypatch.setattr(os, "symlink", full)  # the disk fills up while the albums are rebuilt
+    result = run("scan", photos, "-o", out, "-q")
+    assert result.exit_code == 4 and "No space left on device" in result.stderr and "Traceback" not in result.stderr
+    after = snapshot(out)
+    assert after["people.json"] == before["people.json"] and after["report.html"] == before["report.html"]
+    assert sorted(os.fsdecode(p.relative_to(out)) for p in (out / "people").rglob("*")) == albums_before
+    assert not [p for p in out.iterdir() if p.name.startswith(".people-")]
+    monkeypatch.undo()
+    result = run("scan", photos, "-o", out, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout.splitlines()[-1])["faces"] == 3
+
+
+def test_a_hostile_person_name_runs_no_script_in_chromium(tmp_path):
+    from tests.test_outputs import CHROMIUM, TagCollector, chromium_render
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed")
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for name in ("Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg"):
+        shutil.copy2(EXAMPLES / name, photos / name)
+    assert run("scan", photos, "-o", out, "-q").exit_code == 0
+    hostile = "</script><script>document.title='pwned'</script><img src=x onerror=alert(1)>"
+    assert run("name", "1", hostile, "-o", out).exit_code == 0
+    dom = chromium_render(out / "report.html", tmp_path / "profile")
+    assert "pwned" not in dom.split("<title>")[1].split("</title>")[0]
+    elements = TagCollector()
+    elements.feed(dom)
+    assert not any(tag == "script" or any(a.startswith("on") for a in attrs) for tag, attrs in elements.seen)
+    assert "&lt;/script&gt;&lt;script&gt;document.title='pwned'&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in dom
