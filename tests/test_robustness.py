@@ -120,3 +120,95 @@ def test_a_hostile_person_name_runs_no_script_in_chromium(tmp_path):
     elements.feed(dom)
     assert not any(tag == "script" or any(a.startswith("on") for a in attrs) for tag, attrs in elements.seen)
     assert "&lt;/script&gt;&lt;script&gt;document.title='pwned'&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in dom
+
+
+def test_an_unreadable_photo_is_skipped_as_permission_denied(tmp_path, monkeypatch):
+    import facecluster.scan as scan_module
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for name in ("Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg"):
+        shutil.copy2(EXAMPLES / name, photos / name)
+    real = scan_module.file_sha256
+
+    def guarded(path):
+        if Path(path).name == "Colin_Powell_0002.jpg":  # root reads through chmod 000, so deny here
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(scan_module, "file_sha256", guarded)
+    result = run("scan", photos, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    skipped = json.loads((out / "people.json").read_text())["skipped"]
+    assert skipped == [{"path": "Colin_Powell_0002.jpg", "reason": "permission denied"}]
+
+
+def test_a_read_only_output_folder_is_a_clear_error(tmp_path, monkeypatch):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    shutil.copy2(EXAMPLES / "Colin_Powell_0001.jpg", photos / "a.jpg")
+    real_open = open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).startswith(str(out)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", read_only)
+    result = run("scan", photos, "-o", out)
+    assert result.exit_code == 4 and "Read-only file system" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_read_only_photo_tree_is_never_written(tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    (photos / "album").mkdir(parents=True)
+    for name in ("Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg", "George_W_Bush_0001.jpg"):
+        shutil.copy2(EXAMPLES / name, photos / "album" / name)
+
+    def state() -> dict[str, tuple[str, int, int]]:
+        return {
+            os.fsdecode(p.relative_to(photos)): (
+                hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "",
+                p.stat().st_mtime_ns,
+                p.stat().st_mode,
+            )
+            for p in sorted(photos.rglob("*"))
+        }
+
+    for path in [*photos.rglob("*"), photos]:
+        path.chmod(0o444 if path.is_file() else 0o555)
+    before = state()
+    try:
+        assert run("scan", photos, "-o", out, "-q").exit_code == 0
+        assert run("name", "1", "Colin", "-o", out).exit_code == 0
+        assert run("scan", photos, "-o", out, "-q", "--xmp").exit_code == 0
+        assert state() == before
+    finally:
+        for path in [photos, *photos.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_two_scans_at_once_the_second_refuses_and_nothing_breaks(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for quality in (60, 70, 80, 90):
+        for photo in EXAMPLES.glob("*.jpg"):
+            Image.open(photo).save(photos / f"{photo.stem}_q{quality}.jpg", quality=quality)
+    command = [sys.executable, "-m", "facecluster", "scan", str(photos), "-o", str(out), "--quiet"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / "index.sqlite").exists():
+        time.sleep(0.05)
+    second = run("scan", photos, "-o", out, "-q")
+    assert first.wait(timeout=120) == 0
+    assert second.exit_code == 3 and "another facecluster scan is using" in second.stderr
+    with sqlite3.connect(out / "index.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 40
