@@ -2,8 +2,9 @@
 
 Bit flips, truncations, header swaps and inserted noise of each source photo, plus hand-made
 cases: empty, text and HTML named as images, random bytes, a decompression bomb (a tiny PNG
-declaring 100,000 x 100,000 pixels), an animated GIF, a 1x1 PNG, a CMYK JPEG, a 16-bit PNG and a
-palette PNG with transparency. Every file has distinct content.
+declaring 100,000 x 100,000 pixels), animated GIF and WebP, a 1x1 PNG, a CMYK JPEG, a 16-bit
+PNG, a palette PNG with transparency and a JPEG whose EXIF IFD claims 65,535 entries. Every
+file has distinct content.
 """
 
 from __future__ import annotations
@@ -62,7 +63,20 @@ def _awkward(source: Path, rng: random.Random) -> list[tuple[str, str, bytes]]:
         ("cmyk", "jpg", _encoded(photo.convert("CMYK"), "JPEG")),
         ("sixteen-bit", "png", _encoded(photo.convert("I;16"), "PNG")),
         ("palette-alpha", "png", _encoded(palette, "PNG", transparency=0)),
+        ("animated", "webp", _encoded(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100)),
+        ("huge-ifd", "jpg", _with_exif(source.read_bytes(), _huge_ifd())),
     ]
+
+
+def _huge_ifd() -> bytes:
+    """An EXIF block whose first IFD claims 65,535 entries (and an absurd offset) in 64 bytes."""
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 0xFFFF) + struct.pack("<HHII", 0x0112, 3, 1, 9)
+    return b"Exif\x00\x00" + tiff + struct.pack("<I", 0x7FFFFFFF) + bytes(32)
+
+
+def _with_exif(jpeg: bytes, exif: bytes) -> bytes:
+    """``jpeg`` with an APP1 segment holding ``exif`` right after its start marker."""
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
 
 
 def build_corpus(sources: list[Path], folder: Path, rounds: int = 8, seed: int = 0) -> int:

@@ -56,25 +56,30 @@ def test_hostile_names_non_utf8_and_deep_trees_are_scanned(tmp_path):
     assert "<img src=x onerror=alert(1)>.jpg" in linked and "deep.jpg" in linked
 
 
-def test_a_file_that_vanishes_during_the_scan_is_skipped_with_a_reason(tmp_path, monkeypatch):
+def test_files_and_folders_that_change_during_the_scan_are_skipped_with_a_reason(tmp_path, monkeypatch):
     import facecluster.scan as scan_module
 
     photos, out = tmp_path / "photos", tmp_path / "out"
-    photos.mkdir()
+    (photos / "trip").mkdir(parents=True)
     for name in ("Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg"):
         shutil.copy2(EXAMPLES / name, photos / name)
+    shutil.copy2(EXAMPLES / "George_W_Bush_0001.jpg", photos / "trip" / "bush.jpg")
     walk = scan_module.walk_photos
 
-    def walk_then_delete(*args, **kwargs):
+    def walk_then_change(*args, **kwargs):
         found = list(walk(*args, **kwargs))
         (photos / "Colin_Powell_0002.jpg").unlink()
+        shutil.rmtree(photos / "trip")
+        (photos / "trip").write_text("a folder replaced by a file")
         return iter(found)
 
-    monkeypatch.setattr(scan_module, "walk_photos", walk_then_delete)
+    monkeypatch.setattr(scan_module, "walk_photos", walk_then_change)
     result = run("scan", photos, "-o", out, "--json")
     assert result.exit_code == 0, result.output
-    skipped = json.loads((out / "people.json").read_text())["skipped"]
-    assert [s["path"] for s in skipped] == ["Colin_Powell_0002.jpg"] and skipped[0]["reason"]
+    skipped = {s["path"]: s["reason"] for s in json.loads((out / "people.json").read_text())["skipped"]}
+    assert set(skipped) == {"Colin_Powell_0002.jpg", "trip/bush.jpg"}
+    assert skipped["Colin_Powell_0002.jpg"] == "file vanished during the scan"
+    assert skipped["trip/bush.jpg"].startswith("cannot read file")
 
 
 def test_a_full_disk_fails_clearly_and_keeps_the_previous_outputs(tmp_path, monkeypatch):
