@@ -39,8 +39,7 @@ def correct(output: Path, action: Callable[[People], Result]) -> tuple[Result, S
         if root_hex is None:
             raise ScanError(f"{out}: the index predates people support; run 'facecluster scan' once more")
         result = action(People(index))
-        threshold = index.meta("threshold")
-        grouping = GroupingOptions(index.meta("method") or "adaptive", float(threshold) if threshold else None)
+        grouping = GroupingOptions.from_meta(index.meta("method"), index.meta("threshold"))
         root = Path(os.fsdecode(bytes.fromhex(root_hex)))
         outcome = build_outcome(root, index, ScanPlan([], [], [], []), grouping)
         outcome.summary = {**outcome.summary, "people": len(outcome.people), "unsorted": len(outcome.unsorted)}

@@ -63,6 +63,15 @@ class GroupingOptions:
     def effective_threshold(self) -> float:
         return DEFAULT_THRESHOLDS[self.method] if self.threshold is None else self.threshold
 
+    def as_meta(self) -> dict[str, str]:
+        """How the index's meta table keeps these options (read back by ``from_meta``)."""
+        return {"method": self.method, "threshold": "" if self.threshold is None else repr(self.threshold)}
+
+    @classmethod
+    def from_meta(cls, method: str | None, threshold: str | None) -> GroupingOptions:
+        """The options of the last scan, from the index's meta values (defaults when absent)."""
+        return cls(method or DEFAULT_METHOD, float(threshold) if threshold else None)
+
     def merge_rule(self) -> MergeRule:
         """The linkage methods' rule in cosine-similarity terms (|a - b|^2 = 2 - 2 a.b)."""
         base = 1.0 - self.effective_threshold**2 / 2

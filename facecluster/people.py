@@ -70,8 +70,10 @@ class People:
         rows = self.db.execute("SELECT face_id, person_id, confirmed FROM memberships")
         return {face: (person, bool(confirmed)) for face, person, confirmed in rows}
 
-    def corrections(self) -> Corrections:
-        confirmed = {face: person for face, (person, sure) in self.members().items() if sure}
+    def corrections(self, members: dict[int, tuple[int, bool]] | None = None) -> Corrections:
+        """What the user said; ``members`` saves reading the memberships again."""
+        members = self.members() if members is None else members
+        confirmed = {face: person for face, (person, sure) in members.items() if sure}
         rejected: dict[int, set[int]] = {}
         for face, person in self.db.execute("SELECT face_id, person_id FROM rejections"):
             rejected.setdefault(face, set()).add(person)
@@ -80,7 +82,7 @@ class People:
     def assign(self, groups: list[list[int]]) -> list[int]:
         """Match each group of face ids to a person id and record the result (one transaction)."""
         members = self.members()
-        corrections = self.corrections()
+        corrections = self.corrections(members)
         chosen: list[int | None] = [None] * len(groups)
         taken: set[int] = set()
         for number, group in enumerate(groups):

@@ -27,19 +27,19 @@ class Match:
         return self.distance <= self.limit
 
 
-def rank_people(query: np.ndarray, people: dict[int, np.ndarray], rule: MergeRule) -> list[Match]:
-    """Every person (person id -> their faces' unit embeddings), nearest first.
+def rank_people(query: np.ndarray, people: dict[int, tuple[np.ndarray, int]], rule: MergeRule) -> list[Match]:
+    """Every person (person id -> the sum of their faces' unit embeddings, and how many), nearest first.
 
     A lone face joins a group of n faces when their mean cosine similarity reaches
     ``rule.base + rule.margin / sqrt(n)``, i.e. when the root-mean-square distance is below
     sqrt(2 - 2 * that); recognition uses the same limit, so `find` and a re-scan agree.
     """
     matches = []
-    for person, faces in people.items():
-        if not len(faces):
+    for person, (total, count) in people.items():
+        if count < 1:
             continue
-        similarity = float(np.mean(faces @ query))
-        required = float(rule.base + rule.margin / np.sqrt(len(faces)))
+        similarity = float(total @ query) / count
+        required = float(rule.base + rule.margin / np.sqrt(count))
         matches.append(
             Match(person, float(np.sqrt(max(0.0, 2 - 2 * similarity))), float(np.sqrt(max(0.0, 2 - 2 * required))))
         )
@@ -53,23 +53,30 @@ class Gallery:
     rule: MergeRule
     embeddings: dict[int, np.ndarray]
     """face id -> unit embedding."""
-    members: dict[int, list[int]]
-    """person id -> face ids."""
+    people: dict[int, tuple[np.ndarray, int]]
+    """person id -> (sum of their faces' embeddings, number of faces)."""
+    person_of: dict[int, int]
+    """face id -> person id."""
 
     @classmethod
     def load(cls, index: FaceIndex) -> Gallery:
-        threshold = index.meta("threshold")
-        options = GroupingOptions(index.meta("method") or "adaptive", float(threshold) if threshold else None)
+        options = GroupingOptions.from_meta(index.meta("method"), index.meta("threshold"))
+        embeddings = {f.face_id: f.embedding for f in index.faces()}
+        person_of = {face: person for face, (person, _) in People(index).members().items()}
         members: dict[int, list[int]] = {}
-        for face, (person, _) in People(index).members().items():
+        for face, person in person_of.items():
             members.setdefault(person, []).append(face)
-        return cls(options.merge_rule(), {f.face_id: f.embedding for f in index.faces()}, members)
+        people = {
+            person: (np.sum([embeddings[f] for f in faces], axis=0, dtype=np.float64), len(faces))
+            for person, faces in members.items()
+        }
+        return cls(options.merge_rule(), embeddings, people, person_of)
 
     def rank(self, query: np.ndarray, own_face: int | None = None) -> list[Match]:
         """``rank_people`` over this gallery; ``own_face`` (a face of the index) is left out of its person."""
-        people = {
-            person: np.stack([self.embeddings[f] for f in faces if f != own_face])
-            for person, faces in self.members.items()
-            if any(f != own_face for f in faces)
-        }
+        people = self.people
+        if own_face in self.person_of:
+            person = self.person_of[own_face]
+            total, count = people[person]
+            people = {**people, person: (total - self.embeddings[own_face], count - 1)}
         return rank_people(query, people, self.rule)

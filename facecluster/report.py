@@ -117,27 +117,29 @@ def render_report(outcome: ScanOutcome, thumbnails: set[int]) -> str:
     parts.append("</section>")
 
     no_faces = sorted(outcome.no_faces, key=lambda photo: photo.relative)
-    parts.append(
-        f'<section id="no-faces"><h2>Photos with no face</h2><p class="info">{_plural(len(no_faces), "photo")}</p>'
+    parts += _listing(
+        "no-faces",
+        "Photos with no face",
+        _plural(len(no_faces), "photo"),
+        ('<ul class="files">', "</ul>"),
+        [f'<li><a href="{_e(_uri(photo.path))}">{_e(photo.relative)}</a></li>' for photo in no_faces],
     )
-    if no_faces:
-        parts.append('<ul class="files">')
-        parts.extend(f'<li><a href="{_e(_uri(photo.path))}">{_e(photo.relative)}</a></li>' for photo in no_faces)
-        parts.append("</ul>")
-    else:
-        parts.append('<p class="empty">None.</p>')
-    parts.append("</section>")
-
     skipped = sorted(outcome.skipped, key=lambda item: item.relative)
-    parts.append(f'<section id="skipped"><h2>Skipped files</h2><p class="info">{_plural(len(skipped), "file")}</p>')
-    if skipped:
-        parts.append("<table><thead><tr><th>File</th><th>Reason</th></tr></thead><tbody>")
-        parts.extend(f"<tr><td>{_e(item.relative)}</td><td>{_e(item.reason)}</td></tr>" for item in skipped)
-        parts.append("</tbody></table>")
-    else:
-        parts.append('<p class="empty">None.</p>')
-    parts.append("</section></main></body></html>\n")
+    parts += _listing(
+        "skipped",
+        "Skipped files",
+        _plural(len(skipped), "file"),
+        ("<table><thead><tr><th>File</th><th>Reason</th></tr></thead><tbody>", "</tbody></table>"),
+        [f"<tr><td>{_e(item.relative)}</td><td>{_e(item.reason)}</td></tr>" for item in skipped],
+    )
+    parts.append("</main></body></html>\n")
     return "\n".join(parts)
+
+
+def _listing(anchor: str, title: str, info: str, wrapper: tuple[str, str], rows: list[str]) -> list[str]:
+    """A report section listing files: ``rows`` inside ``wrapper``, or 'None.' when there are none."""
+    body = [wrapper[0], *rows, wrapper[1]] if rows else ['<p class="empty">None.</p>']
+    return [f'<section id="{anchor}"><h2>{title}</h2><p class="info">{info}</p>', *body, "</section>"]
 
 
 def _header(outcome: ScanOutcome) -> str:

@@ -351,8 +351,7 @@ def run_scan(
         index.set_meta(
             {
                 "root": os.fsencode(root).hex(),
-                "method": options.grouping.method,
-                "threshold": "" if options.grouping.threshold is None else repr(options.grouping.threshold),
+                **options.grouping.as_meta(),
                 "album_mode": album_mode,
                 "xmp": "1" if options.xmp else "",
             }
