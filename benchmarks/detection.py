@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facecluster.analysis import FaceAnalyzer
-from facecluster.detect import DEFAULT_SCORE_THRESHOLD, Detection, FaceDetector
-from facecluster.images import load_image
+from facecluster.inference.analyzer import FaceAnalyzer
+from facecluster.inference.detector import DEFAULT_SCORE_THRESHOLD, Detection, FaceDetector
+from facecluster.inference.images import load_image
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
 IOU_MATCH = 0.3
@@ -137,7 +137,7 @@ def main() -> None:
     if not data.is_dir():
         raise SystemExit(f"{data} not found: this benchmark needs the shared face data")
     detector = FaceDetector(score_threshold=min(THRESHOLDS))
-    print(f"detector on {detector.runtime_info.label}")
+    print(f"detector on {detector.runtime.label}")
     groups = group_photo_truth(data / "group-photos")
     detection_table("group photos", groups, match_boxes, detector)
     web = dict(webfaces_truth(data / "webfaces"))

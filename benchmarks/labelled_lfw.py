@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from facecluster.scan import ScanOptions, run_scan, usable
 
 from facecluster.evaluation.clustering import ClusteringScores, score_clustering
 from facecluster.evaluation.labels import folder_labels, labelled_faces
 from facecluster.grouping import GroupingOptions, group_embeddings
-from facecluster.index import FaceIndex
-from facecluster.scan import ScanOptions, run_scan, usable
+from facecluster.storage.index import FaceIndex
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

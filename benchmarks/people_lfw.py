@@ -24,15 +24,16 @@ import sqlite3
 import time
 from pathlib import Path
 
-from benchmarks.labelled_lfw import DEFAULT_SHARED, lfw_images
-from facecluster.analysis import FaceAnalyzer
 from facecluster.corrections import correct
-from facecluster.evaluation.labels import labelled_faces
-from facecluster.index import INDEX_FILE, FaceIndex
 from facecluster.outcome import ScanOutcome
 from facecluster.people import People
 from facecluster.recognition import Gallery
 from facecluster.scan import ScanOptions, run_scan
+
+from benchmarks.labelled_lfw import DEFAULT_SHARED, lfw_images
+from facecluster.evaluation.labels import labelled_faces
+from facecluster.inference.analyzer import FaceAnalyzer
+from facecluster.storage.index import INDEX_FILE, FaceIndex
 
 NAMED, MIN_PHOTOS, DISTRACTORS = 20, 10, 200
 

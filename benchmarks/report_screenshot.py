@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from facecluster.report import HEADLESS_CHROMIUM_FLAGS
+from facecluster.outputs.report import HEADLESS_CHROMIUM_FLAGS
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 

@@ -23,9 +23,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from facecluster.scan import ScanOptions, run_scan
+
 from benchmarks.fuzz_corpus import build_corpus
 from benchmarks.labelled_lfw import DEFAULT_SHARED
-from facecluster.scan import ScanOptions, run_scan
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "photos"
 

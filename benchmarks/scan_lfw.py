@@ -18,10 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from facecluster.scan import ScanOptions, run_scan
+
 from facecluster.evaluation.clustering import as_row, score_clustering
 from facecluster.evaluation.labels import folder_labels, labelled_faces
-from facecluster.index import FaceIndex
-from facecluster.scan import ScanOptions, run_scan
+from facecluster.storage.index import FaceIndex
 
 HEADER = "pair P | pair R | pair F1 | B3 P  | B3 R  | B3 F1 | groups/people"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facecluster.analysis import FaceAnalyzer
+from facecluster.inference.analyzer import FaceAnalyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "photos"

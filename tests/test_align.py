@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from facecluster.align import CHIP_SIZE, TEMPLATE, align_face, similarity_transform
+from facecluster.inference.aligner import CHIP_SIZE, TEMPLATE, align_face, similarity_transform
 
 
 def test_similarity_transform_recovers_a_known_transform():

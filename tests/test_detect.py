@@ -1,7 +1,7 @@
 import numpy as np
 
-from facecluster.detect import FaceDetector
-from facecluster.images import load_image
+from facecluster.inference.detector import FaceDetector
+from facecluster.inference.images import load_image
 from tests.conftest import EXAMPLES
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecluster.embed import FaceEmbedder, l2_normalise
+from facecluster.inference.embedder import FaceEmbedder, l2_normalise
 
 CHIPS = Path(__file__).parent / "data" / "chips"
 REFERENCE = json.loads((CHIPS / "reference_embeddings.json").read_text())

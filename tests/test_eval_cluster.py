@@ -17,10 +17,12 @@ from PIL import Image
 from facecluster.cli import main
 from facecluster.evaluation.labels import labelled_faces
 from facecluster.grouping import DEFAULT_METHOD, DEFAULT_THRESHOLDS, METHODS
-from facecluster.outcome import FaceInfo, PersonGroup, PhotoInfo, ScanOutcome
+from facecluster.types import FaceRecord, Person, Photo, ScanOutcome, ScanStats
 from tests.conftest import EXAMPLES
 
 PEOPLE = ("Colin_Powell", "George_W_Bush", "Serena_Williams")
+
+STATS = ScanStats(method="adaptive", threshold=0.374)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:
@@ -167,14 +169,14 @@ def test_bad_csv_exits_two(photos, tmp_path, content, message):
     assert_fails(photos, [photos, "--labels", labels], message)
 
 
-def _face(face_id: int, photo: PhotoInfo, centre: tuple[float, float], score: float) -> FaceInfo:
+def _face(face_id: int, photo: Photo, centre: tuple[float, float], score: float) -> FaceRecord:
     x, y = centre
-    return FaceInfo(face_id, photo, (x - 10, y - 10, x + 10, y + 10), score, 20.0, 10.0, usable=True)
+    return FaceRecord(face_id, photo, (x - 10, y - 10, x + 10, y + 10), score, 20.0, 10.0, usable=True)
 
 
 def test_scored_face_is_the_confident_one_nearest_the_centre():
-    crowd = PhotoInfo(Path("/p/a/crowd.jpg"), "a/crowd.jpg", None, None, 200, 100, copies=("b/crowd.jpg",))
-    faint = PhotoInfo(Path("/p/a/faint.jpg"), "a/faint.jpg", None, None, 200, 100)
+    crowd = Photo(Path("/p/a/crowd.jpg"), "a/crowd.jpg", None, None, 200, 100, copies=("b/crowd.jpg",))
+    faint = Photo(Path("/p/a/faint.jpg"), "a/faint.jpg", None, None, 200, 100)
     faces = [
         _face(1, crowd, (100, 50), 0.4),  # central but not confident
         _face(2, crowd, (30, 20), 0.99),
@@ -182,8 +184,8 @@ def test_scored_face_is_the_confident_one_nearest_the_centre():
         _face(4, faint, (20, 20), 0.3),
         _face(5, faint, (110, 40), 0.2),  # none is confident: the nearest face
     ]
-    blank = PhotoInfo(Path("/p/a/blank.jpg"), "a/blank.jpg", None, None, 200, 100)
-    outcome = ScanOutcome(Path("/p"), [PersonGroup("person_0001", faces[:2])], faces[2:], [blank], [], {})
+    blank = Photo(Path("/p/a/blank.jpg"), "a/blank.jpg", None, None, 200, 100)
+    outcome = ScanOutcome(Path("/p"), [Person("person_0001", faces[:2])], faces[2:], [blank], [], STATS)
     labels = {"b/crowd.jpg": "B", "a/crowd.jpg": "A", "a/faint.jpg": "A", "a/blank.jpg": "A", "a/gone.jpg": "A"}
     scored = labelled_faces(outcome, labels)
     assert scored.identity == {3: "A", 5: "A"}  # a content under two labelled paths: its first path's label

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-import facecluster.neighbours as neighbours_module
+import facecluster.grouping.neighbours as neighbours_module
+from facecluster.errors import CorrectionsNotSupported
 from facecluster.evaluation.clustering import score_clustering
 from facecluster.grouping import METHODS, GroupingOptions, group_embeddings
-from facecluster.linkage import MergeRule, average_linkage
-from facecluster.neighbours import nearest_neighbours
+from facecluster.grouping.linkage import MergeRule, average_linkage
+from facecluster.grouping.neighbours import nearest_neighbours
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -136,12 +137,12 @@ def test_seeds_start_together_and_apart_pairs_never_meet():
 
 def test_hdbscan_refuses_corrections():
     embeddings, _ = _identities(people=2, per_person=3, noise=0.01)
-    with pytest.raises(ValueError, match="hdbscan cannot honour"):
+    with pytest.raises(CorrectionsNotSupported, match="hdbscan cannot honour"):
         group_embeddings(embeddings, GroupingOptions("hdbscan"), apart=np.array([[0, 1]]))
 
 
 def test_consensus_is_the_larger_share_of_faces_pointing_at_the_other_group():
-    from facecluster.linkage import _consensus
+    from facecluster.grouping.linkage import _consensus
 
     labels = np.array([0, 0, 2, 2, 4])
     sizes = np.array([2, 0, 2, 0, 1])

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecluster.images import ImageLoadError, load_image
+from facecluster.errors import ImageLoadError
+from facecluster.inference.images import load_image
 from tests.conftest import EXAMPLES
 
 PORTRAIT = EXAMPLES / "George_W_Bush_0001.jpg"

@@ -1,6 +1,6 @@
 import pytest
 
-from facecluster.names import MAX_FOLDER_BYTES, folder_name
+from facecluster.pipeline.album_names import MAX_FOLDER_BYTES, folder_name
 
 
 @pytest.mark.parametrize(

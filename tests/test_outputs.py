@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecluster.albums import write_albums
-from facecluster.export import write_people_json
-from facecluster.outcome import FaceInfo, PersonGroup, PhotoInfo, ScanOutcome, SkippedFile
-from facecluster.report import HEADLESS_CHROMIUM_FLAGS, write_report
+from facecluster.outputs.albums import write_albums
+from facecluster.outputs.people_json import write_people_json
+from facecluster.outputs.report import HEADLESS_CHROMIUM_FLAGS, write_report
+from facecluster.types import FaceRecord, Person, Photo, ScanOutcome, ScanStats, SkippedFile
 
 HOSTILE = "<img src=x onerror=alert(1)>.jpg"
 QUOTED = 'it\'s a "quoted" name.jpg'
@@ -35,19 +35,33 @@ def jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (48, 36)) -> byte
     return buffer.getvalue()
 
 
+STATS = ScanStats(
+    method="adaptive",
+    threshold=0.374,
+    photos=9,
+    faces=10,
+    people=3,
+    unsorted=2,
+    no_faces=1,
+    skipped=1,
+    device="cpu",
+    seconds=3.25,
+)
+
+
 def make_outcome(tmp_path: Path) -> ScanOutcome:
     """A photo folder with three people, an unsorted face, a photo with no face and a skipped file."""
     root = tmp_path / "photos"
     face_id = iter(range(1, 100))
 
-    def photo(relative: str, colour: tuple[int, int, int], taken: str | None) -> PhotoInfo:
+    def photo(relative: str, colour: tuple[int, int, int], taken: str | None) -> Photo:
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(jpeg(colour, (64, 48)))
-        return PhotoInfo(path=path, relative=relative, taken=taken, camera="Cam <b>", width=64, height=48)
+        return Photo(path=path, relative=relative, taken=taken, camera="Cam <b>", width=64, height=48)
 
-    def face(info: PhotoInfo, colour: tuple[int, int, int], usable: bool = True) -> FaceInfo:
-        return FaceInfo(
+    def face(info: Photo, colour: tuple[int, int, int], usable: bool = True) -> FaceRecord:
+        return FaceRecord(
             face_id=next(face_id),
             photo=info,
             box=(1.234, 2.345, 30.456, 40.567),
@@ -71,9 +85,9 @@ def make_outcome(tmp_path: Path) -> ScanOutcome:
     (root / "broken.jpg").write_bytes(b"not a jpeg")
 
     people = [
-        PersonGroup("alice", [face(p, COLOURS["alice"]) for p in alice] + [face(group, COLOURS["alice"])]),
-        PersonGroup("bob", [face(p, COLOURS["bob"]) for p in bob] + [face(group, COLOURS["bob"])]),
-        PersonGroup("carol", [face(p, COLOURS["carol"]) for p in carol]),
+        Person("alice", [face(p, COLOURS["alice"]) for p in alice] + [face(group, COLOURS["alice"])]),
+        Person("bob", [face(p, COLOURS["bob"]) for p in bob] + [face(group, COLOURS["bob"])]),
+        Person("carol", [face(p, COLOURS["carol"]) for p in carol]),
     ]
     return ScanOutcome(
         root=root,
@@ -81,7 +95,7 @@ def make_outcome(tmp_path: Path) -> ScanOutcome:
         unsorted=[face(lonely, UNSORTED_COLOUR), face(group, UNSORTED_COLOUR, usable=False)],
         no_faces=[empty],
         skipped=[SkippedFile("broken.jpg", "cannot identify image file <broken.jpg>")],
-        summary={"photos": 9, "faces": 10, "seconds": 3.25, "device": "cpu"},
+        stats=STATS,
     )
 
 
@@ -127,7 +141,7 @@ def test_albums_hold_each_persons_photos(outcome: ScanOutcome, tmp_path: Path, m
 
     originals = {p.relative: p.path for person in outcome.people for p in person.photos}
     for person in outcome.people:
-        for entry in (output / "people" / person.key).iterdir():
+        for entry in (output / "people" / person.album).iterdir():
             if entry.name.startswith("IMG_0001-"):
                 candidates = [path for rel, path in originals.items() if rel.endswith("IMG_0001.jpg")]
             else:
@@ -151,7 +165,7 @@ def test_albums_rerun_replaces_previous(outcome: ScanOutcome, tmp_path: Path) ->
     output = tmp_path / "out"
     write_albums(outcome, output)
     (output / "keep.txt").write_text("mine")
-    outcome.people = [person for person in outcome.people if person.key != "bob"]
+    outcome.people = [person for person in outcome.people if person.album != "bob"]
     outcome.no_faces = []
     write_albums(outcome, output, "copy")
     assert set(album_names(output)) == {"alice", "carol", "unsorted"}
@@ -174,9 +188,9 @@ def test_albums_refuse_targets_outside_root(outcome: ScanOutcome, tmp_path: Path
     before = snapshot(output)
     outside = tmp_path / "elsewhere.jpg"
     outside.write_bytes(jpeg((1, 2, 3)))
-    stray = PhotoInfo(path=outside, relative="elsewhere.jpg", taken=None, camera=None, width=1, height=1)
+    stray = Photo(path=outside, relative="elsewhere.jpg", taken=None, camera=None, width=1, height=1)
     outcome.people[0].faces.append(
-        FaceInfo(99, stray, (0, 0, 1, 1), 0.9, 1.0, 1.0, True, jpeg((1, 2, 3)))  # type: ignore[arg-type]
+        FaceRecord(99, stray, (0, 0, 1, 1), 0.9, 1.0, 1.0, True, jpeg((1, 2, 3)))  # type: ignore[arg-type]
     )
     with pytest.raises(ValueError, match="outside"):
         write_albums(outcome, output)
@@ -188,8 +202,8 @@ def test_albums_refuse_a_link_escaping_root(outcome: ScanOutcome, tmp_path: Path
     secret.write_bytes(b"secret")
     sneaky = outcome.root / "sneaky.jpg"
     sneaky.symlink_to(secret)
-    info = PhotoInfo(path=sneaky, relative="sneaky.jpg", taken=None, camera=None, width=1, height=1)
-    outcome.unsorted.append(FaceInfo(98, info, (0, 0, 1, 1), 0.9, 1.0, 1.0, True, b""))
+    info = Photo(path=sneaky, relative="sneaky.jpg", taken=None, camera=None, width=1, height=1)
+    outcome.unsorted.append(FaceRecord(98, info, (0, 0, 1, 1), 0.9, 1.0, 1.0, True, b""))
     with pytest.raises(ValueError, match="outside"):
         write_albums(outcome, tmp_path / "out", "copy")
     assert not (tmp_path / "out" / "people").exists()
@@ -197,7 +211,7 @@ def test_albums_refuse_a_link_escaping_root(outcome: ScanOutcome, tmp_path: Path
 
 @pytest.mark.parametrize("key", ["", "..", "a/b", "unsorted", ".hidden"])
 def test_albums_refuse_unsafe_keys(outcome: ScanOutcome, tmp_path: Path, key: str) -> None:
-    outcome.people[0].key = key
+    outcome.people[0].album = key
     with pytest.raises(ValueError):
         write_albums(outcome, tmp_path / "out")
 
@@ -218,7 +232,8 @@ def test_people_json(outcome: ScanOutcome, tmp_path: Path) -> None:
     document = json.loads(raw)
     assert document["version"] == 1
     assert document["root"] == str(outcome.root)
-    assert document["summary"] == {"photos": 9, "faces": 10, "seconds": 3.25, "device": "cpu"}
+    assert document["summary"] == STATS.as_dict()
+    assert document["summary"]["people"] == 3 and document["summary"]["seconds"] == 3.25
     counts = {p["key"]: (p["photo_count"], p["face_count"], len(p["faces"])) for p in document["people"]}
     assert counts == {"alice": (3, 3, 3), "bob": (3, 3, 3), "carol": (2, 2, 2)}
     alice = document["people"][0]["faces"]
@@ -242,7 +257,7 @@ def test_report(outcome: ScanOutcome, tmp_path: Path) -> None:
     assert path == output / "report.html"
     page = path.read_text(encoding="utf-8")
     for person in outcome.people:
-        assert f">{person.key}</h2>" in page
+        assert f">{person.album}</h2>" in page
     assert "<img src=x onerror" not in page
     assert "onerror=alert(1)&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;.jpg" in page

@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image, ImageFilter
 
-from facecluster.quality import assess, sharpness
+from facecluster.inference.quality import assess, sharpness
 from tests.conftest import ROOT
 
 CHIP = ROOT / "tests" / "data" / "chips" / "George_W_Bush_0001.png"

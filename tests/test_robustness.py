@@ -57,14 +57,14 @@ def test_hostile_names_non_utf8_and_deep_trees_are_scanned(tmp_path):
 
 
 def test_files_and_folders_that_change_during_the_scan_are_skipped_with_a_reason(tmp_path, monkeypatch):
-    import facecluster.scan as scan_module
+    import facecluster.pipeline.plan as plan_module
 
     photos, out = tmp_path / "photos", tmp_path / "out"
     (photos / "trip").mkdir(parents=True)
     for name in ("Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg"):
         shutil.copy2(EXAMPLES / name, photos / name)
     shutil.copy2(EXAMPLES / "George_W_Bush_0001.jpg", photos / "trip" / "bush.jpg")
-    walk = scan_module.walk_photos
+    walk = plan_module.walk_photos
 
     def walk_then_change(*args, **kwargs):
         found = list(walk(*args, **kwargs))
@@ -73,7 +73,7 @@ def test_files_and_folders_that_change_during_the_scan_are_skipped_with_a_reason
         (photos / "trip").write_text("a folder replaced by a file")
         return iter(found)
 
-    monkeypatch.setattr(scan_module, "walk_photos", walk_then_change)
+    monkeypatch.setattr(plan_module, "walk_photos", walk_then_change)
     result = run("scan", photos, "-o", out, "--json")
     assert result.exit_code == 0, result.output
     skipped = {s["path"]: s["reason"] for s in json.loads((out / "people.json").read_text())["skipped"]}
@@ -128,20 +128,20 @@ def test_a_hostile_person_name_runs_no_script_in_chromium(tmp_path):
 
 
 def test_an_unreadable_photo_is_skipped_as_permission_denied(tmp_path, monkeypatch):
-    import facecluster.scan as scan_module
+    import facecluster.pipeline.ingest as ingest_module
 
     photos, out = tmp_path / "photos", tmp_path / "out"
     photos.mkdir()
     for name in ("Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg"):
         shutil.copy2(EXAMPLES / name, photos / name)
-    real = scan_module.file_sha256
+    real = ingest_module.read_file
 
     def guarded(path):
         if Path(path).name == "Colin_Powell_0002.jpg":  # root reads through chmod 000, so deny here
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(scan_module, "file_sha256", guarded)
+    monkeypatch.setattr(ingest_module, "read_file", guarded)
     result = run("scan", photos, "-o", out, "--json")
     assert result.exit_code == 0, result.output
     skipped = json.loads((out / "people.json").read_text())["skipped"]

@@ -1,7 +1,7 @@
 import onnxruntime
 import pytest
 
-from facecluster.runtime import DeviceError, Runtime, open_session
+from facecluster.inference.runtime import DeviceError, Runtime, open_session
 
 HAS_CUDA = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from facecluster.cli import main
-from facecluster.scan import OutputLock
+from facecluster.storage.lock import OutputLock
 from tests.conftest import EXAMPLES
 
 PEOPLE = ("George_W_Bush", "Colin_Powell", "Serena_Williams")

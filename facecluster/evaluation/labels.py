@@ -8,14 +8,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from facecluster.outcome import FaceInfo, ScanOutcome
+from facecluster.errors import LabelError
+from facecluster.types import FaceRecord, ScanOutcome
 
 CONFIDENT_SCORE = 0.5
 """Detection score from which a face counts as confident when picking a labelled photo's face."""
-
-
-class LabelError(ValueError):
-    """A label file that cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ def labelled_faces(outcome: ScanOutcome, labels: Mapping[str, str]) -> LabelledF
     the centre when none is confident. Its other faces (bystanders) and the faces of unlabelled
     photos are grouped but not scored.
     """
-    faces_of: dict[str, list[FaceInfo]] = {}
+    faces_of: dict[str, list[FaceRecord]] = {}
     everyone = [face for person in outcome.people for face in person.faces] + outcome.unsorted
     for face in sorted(everyone, key=lambda f: f.face_id):
         faces_of.setdefault(face.photo.relative, []).append(face)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facecluster.align import align_face
-from facecluster.analysis import FaceAnalyzer
-from facecluster.embed import l2_normalise
 from facecluster.evaluation.labels import CONFIDENT_SCORE
-from facecluster.images import load_image
+from facecluster.inference.aligner import align_face
+from facecluster.inference.analyzer import FaceAnalyzer
+from facecluster.inference.embedder import l2_normalise
+from facecluster.inference.images import load_image
 
 FAR_TARGET = 1e-3
 EVAL_SCORE_THRESHOLD = 0.02
@@ -113,13 +113,12 @@ class _LfwEmbedder:
 
     def __init__(self, analyzer: FaceAnalyzer) -> None:
         self.analyzer = analyzer
-        self.analyzer.detector.score_threshold = EVAL_SCORE_THRESHOLD
         self.fallbacks = 0
         self._fallback_landmarks: np.ndarray | None = None
 
     def chip(self, path: Path) -> np.ndarray:
         rgb = load_image(path).rgb
-        detections = self.analyzer.detector.detect(rgb)
+        detections = self.analyzer.detector.detect(rgb, score_threshold=EVAL_SCORE_THRESHOLD)
         centre = np.array([rgb.shape[1], rgb.shape[0]]) / 2
         if detections:
             confident = [d for d in detections if d.score >= CONFIDENT_SCORE] or [detections[0]]

@@ -1,0 +1,136 @@
+"""What every command shares: options, plain messages, the progress bar, and the one table of exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from facecluster.errors import FaceclusterError, InvalidInput, OutputBusy, StorageError
+from facecluster.grouping import DEFAULT_METHOD, DEFAULT_THRESHOLDS, METHODS
+from facecluster.inference.runtime import DEVICES
+from facecluster.pipeline.ingest import Progress as ScanProgress
+
+if TYPE_CHECKING:
+    from facecluster.inference.analyzer import FaceAnalyzer
+
+EXIT_BAD_INPUT = 2
+EXIT_BUSY = 3
+EXIT_STORAGE = 4
+EXIT_INTERRUPTED = 130
+EXIT_CODES: tuple[tuple[type[FaceclusterError], int], ...] = (
+    (InvalidInput, EXIT_BAD_INPUT),
+    (OutputBusy, EXIT_BUSY),
+    (StorageError, EXIT_STORAGE),
+    (FaceclusterError, EXIT_BAD_INPUT),
+)
+"""Library error -> exit status, first match wins: 2 bad arguments or input, 3 output folder in use,
+4 output folder or index unusable. Interrupted commands exit 130 (EXIT_INTERRUPTED)."""
+
+stderr = Console(stderr=True)
+
+device_option = click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="Where the models run. 'auto' uses a CUDA GPU when onnxruntime-gpu finds one, "
+    "else the CPU, and says which; 'cuda' fails instead of falling back to the CPU.",
+)
+method_option = click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default=DEFAULT_METHOD,
+    show_default=True,
+    help="Grouping method: 'adaptive' (average linkage that asks more of small groups and keeps look-alike "
+    "groups apart), 'agglomerative' (plain average linkage) or 'hdbscan'.",
+)
+threshold_option = click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Grouping distance between unit embeddings (linkage methods: root-mean-square distance between two "
+    "groups' faces; hdbscan: selection epsilon). Larger joins more [default: "
+    + ", ".join(f"{m} {t}" for m, t in DEFAULT_THRESHOLDS.items())
+    + "].",
+)
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("facecluster-output"),
+    show_default=True,
+    help="The output folder of an earlier 'facecluster scan'.",
+)
+
+
+def exit_code(error: FaceclusterError) -> int:
+    """The exit status of a library error (EXIT_CODES)."""
+    return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+
+
+def note(message: str) -> None:
+    """One plain line on stderr (never wrapped, never read as markup)."""
+    click.echo(message, err=True)
+
+
+def fail(message: str, as_json: bool = False, status: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Report a user-facing error (also as JSON on stdout with ``as_json``) and exit with ``status``."""
+    if as_json:
+        click.echo(json.dumps({"error": message}))
+    note(f"error: {message}")
+    sys.exit(status)
+
+
+@contextmanager
+def reported(as_json: bool = False, interrupted: str | None = None) -> Iterator[None]:
+    """Turn library errors into a message and their exit status; with ``interrupted``, Ctrl-C into 130."""
+    try:
+        yield
+    except FaceclusterError as error:
+        fail(str(error), as_json, exit_code(error))
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        note(interrupted)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def load_analyzer(device: str) -> FaceAnalyzer:
+    """The bundled models on ``device``, or exit 2 with the reason."""
+    from facecluster.inference.analyzer import FaceAnalyzer
+
+    with reported():
+        return FaceAnalyzer(device=device)
+
+
+@contextmanager
+def scan_progress(show: bool) -> Iterator[ScanProgress]:
+    """Callbacks for a scan that drive a progress bar on stderr (hidden unless ``show``)."""
+    with Progress(
+        TextColumn("[bold]analysing"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} photos"),
+        TextColumn("{task.fields[faces]} faces"),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not show,
+    ) as bar:
+        tasks: list = []
+        faces = [0]
+
+        def start(total: int) -> None:
+            tasks.append(bar.add_task("photos", total=total, faces=0))
+
+        def advance(found: int) -> None:
+            faces[0] += found
+            bar.update(tasks[0], advance=1, faces=faces[0])
+
+        yield ScanProgress(start, advance)

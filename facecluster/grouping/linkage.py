@@ -1,0 +1,191 @@
+"""Average linkage on a nearest-neighbour graph, with a merge rule that asks more of small groups.
+
+Two groups' similarity is the mean cosine similarity over all pairs of their faces; for unit
+vectors that is the dot product of the groups' mean vectors, so it is exact and costs one dot
+product however large the groups are. Only groups joined by an edge of the faces' nearest-
+neighbour graph are compared, so memory grows with faces x neighbours, never faces squared.
+
+Merging follows reciprocal nearest neighbours: in each round, every pair of groups that are each
+other's most similar eligible partner merges. Average linkage is reducible, so with a fixed
+threshold this gives the same tree as merging one best pair at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facecluster.grouping.neighbours import Neighbours
+
+EDGE_BLOCK = 262_144
+"""Edges whose similarity is computed at once: bounds the temporary (block, dimension) arrays."""
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """When two groups of sizes a and b may merge.
+
+    Their mean similarity s must reach ``base + margin / sqrt(a * b)``. When both groups hold at
+    least ``settled_size`` faces, s must also be within ``cohesion_gap`` of the looser group's
+    cohesion (the mean similarity of its own faces to each other): two settled groups merge only
+    when faces across them are nearly as alike as faces within them, which keeps look-alikes such
+    as siblings apart. A gap of None switches that test off.
+
+    With ``consensus`` set, at least that share of the faces of one of the two groups must have
+    their nearest face outside their own group in the other group: in a crowd of look-alikes a
+    small group's faces point to many different groups, while fragments of one person point to
+    each other. None switches that test off.
+    """
+
+    base: float
+    margin: float = 0.0
+    cohesion_gap: float | None = None
+    settled_size: int = 5
+    consensus: float | None = None
+
+    def allows(self, sims: np.ndarray, sizes_a: np.ndarray, sizes_b: np.ndarray, cohesion: Cohesion) -> np.ndarray:
+        """Which of these group pairs may merge."""
+        allowed = sims >= self.base + self.margin / np.sqrt(sizes_a * sizes_b)
+        if self.cohesion_gap is not None:
+            settled = np.flatnonzero(allowed & (sizes_a >= self.settled_size) & (sizes_b >= self.settled_size))
+            looser = np.minimum(cohesion.a(settled), cohesion.b(settled))
+            allowed[settled] = sims[settled] >= looser - self.cohesion_gap
+        return allowed
+
+
+@dataclass(frozen=True)
+class Cohesion:
+    """Mean similarity between distinct faces of the groups at either end of some edges."""
+
+    u: np.ndarray
+    v: np.ndarray
+    sums: np.ndarray
+    sizes: np.ndarray
+
+    def _of(self, groups: np.ndarray) -> np.ndarray:
+        size = self.sizes[groups]
+        squared = np.einsum("ij,ij->i", self.sums[groups], self.sums[groups])
+        return (squared - size) / np.maximum(size * (size - 1), 1)
+
+    def a(self, edges: np.ndarray) -> np.ndarray:
+        return self._of(self.u[edges])
+
+    def b(self, edges: np.ndarray) -> np.ndarray:
+        return self._of(self.v[edges])
+
+
+def _pair_keys(u: np.ndarray, v: np.ndarray, count: int) -> np.ndarray:
+    return np.minimum(u, v) * count + np.maximum(u, v)
+
+
+def _unique_edges(u: np.ndarray, v: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each unordered pair once, as (low, high), without self-loops."""
+    keys = np.unique(_pair_keys(u, v, count)[u != v])
+    return keys // count, keys % count
+
+
+def _similarities(u: np.ndarray, v: np.ndarray, sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Mean pairwise cosine similarity between groups u and v."""
+    result = np.empty(len(u), dtype=np.float32)
+    for start in range(0, len(u), EDGE_BLOCK):
+        a, b = u[start : start + EDGE_BLOCK], v[start : start + EDGE_BLOCK]
+        result[start : start + len(a)] = np.einsum("ij,ij->i", sums[a], sums[b]) / (sizes[a] * sizes[b])
+    return result
+
+
+def _reciprocal_best(u: np.ndarray, v: np.ndarray, sims: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (keep, drop) of groups that are each other's most similar partner among these edges."""
+    node, other, both = np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([sims, sims])
+    order = np.lexsort((other, -both, node))
+    node, other = node[order], other[order]
+    first = np.ones(len(node), dtype=bool)
+    first[1:] = node[1:] != node[:-1]
+    node, other = node[first], other[first]
+    best = np.full(count, -1, dtype=np.int64)
+    best[node] = other
+    mutual = (best[other] == node) & (node < other)
+    return node[mutual], other[mutual]
+
+
+def _consensus(u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Per edge: the larger of the two groups' shares of faces whose nearest outside face is in the other."""
+    count = len(labels)
+    near = np.where(indices >= 0, labels[np.maximum(indices, 0)], -1)
+    outside = (near != labels[:, None]) & (indices >= 0)
+    has = outside.any(axis=1)
+    target = near[np.arange(count), outside.argmax(axis=1)]
+    keys, counts = np.unique(labels[has] * count + target[has], return_counts=True)
+
+    def share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        wanted = a * count + b
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        found = np.where(keys[at] == wanted, counts[at], 0) if len(keys) else np.zeros(len(a))
+        return found / sizes[a]
+
+    return np.maximum(share(u, v), share(v, u))
+
+
+def _seeded(embeddings: np.ndarray, seeds: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group labels, sums and sizes to start from: rows sharing a seed number (>= 0) start as one group."""
+    count = len(embeddings)
+    labels = np.arange(count)
+    if seeds is not None:
+        seeded = np.flatnonzero(seeds >= 0)
+        numbers, first = np.unique(seeds[seeded], return_index=True)
+        labels[seeded] = seeded[first][np.searchsorted(numbers, seeds[seeded])]
+    sums = np.zeros_like(embeddings, dtype=np.float32)
+    np.add.at(sums, labels, embeddings)
+    return labels, sums, np.bincount(labels, minlength=count)
+
+
+def average_linkage(
+    embeddings: np.ndarray,
+    neighbours: Neighbours,
+    rule: MergeRule,
+    cannot_link: np.ndarray | None = None,
+    seeds: np.ndarray | None = None,
+) -> np.ndarray:
+    """A group id per row (the id is one of the group's rows).
+
+    ``embeddings`` are unit rows; ``neighbours`` is their nearest-neighbour graph; ``cannot_link``
+    is an (m, 2) array of row pairs that must never end in one group; ``seeds`` numbers rows that
+    start as one group (-1: a row of its own), e.g. the faces a user confirmed as one person.
+    """
+    count = len(embeddings)
+    labels, sums, sizes = _seeded(np.asarray(embeddings, dtype=np.float32), seeds)
+    rows = np.repeat(np.arange(count), neighbours.indices.shape[1])
+    cols = neighbours.indices.ravel()
+    kept = (cols >= 0) & (neighbours.similarities.ravel() >= rule.base)
+    u, v = _unique_edges(labels[rows[kept]], labels[cols[kept]], count)
+    sims = _similarities(u, v, sums, sizes)
+    forbidden = np.empty((0, 2), dtype=np.int64) if cannot_link is None else np.asarray(cannot_link, dtype=np.int64)
+    while True:
+        eligible = np.flatnonzero(rule.allows(sims, sizes[u], sizes[v], Cohesion(u, v, sums, sizes)))
+        if len(eligible) and len(forbidden):
+            conflicts = _pair_keys(labels[forbidden[:, 0]], labels[forbidden[:, 1]], count)
+            eligible = eligible[~np.isin(_pair_keys(u[eligible], v[eligible], count), conflicts)]
+        if len(eligible) and rule.consensus is not None:
+            agreed = _consensus(u[eligible], v[eligible], labels, sizes, neighbours.indices) >= rule.consensus
+            eligible = eligible[agreed]
+        if not len(eligible):
+            return labels
+        keep, drop = _reciprocal_best(u[eligible], v[eligible], sims[eligible], count)
+        sums[keep] += sums[drop]
+        sizes[keep] += sizes[drop]
+        remap = np.arange(count)
+        remap[drop] = keep
+        labels = remap[labels]
+        # Edges touching a merged group get the new ids, lose duplicates and are re-measured; those
+        # below the base similarity are dropped (a later merge brings the pair back if an edge of
+        # the newcomer joins it).
+        touched = np.zeros(count, dtype=bool)
+        touched[keep] = True
+        touched[drop] = True
+        dirty = touched[u] | touched[v]
+        new_u, new_v = _unique_edges(remap[u[dirty]], remap[v[dirty]], count)
+        new_sims = _similarities(new_u, new_v, sums, sizes)
+        alive = new_sims >= rule.base
+        u = np.concatenate([u[~dirty], new_u[alive]])
+        v = np.concatenate([v[~dirty], new_v[alive]])
+        sims = np.concatenate([sims[~dirty], new_sims[alive]])

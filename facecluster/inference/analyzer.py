@@ -1,0 +1,155 @@
+"""Photo -> faces: decode, detect, align, assess and embed, with per-stage timing."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from facecluster.errors import ImageLoadError
+from facecluster.inference.aligner import align_face
+from facecluster.inference.detector import DEFAULT_SCORE_THRESHOLD, FaceDetector
+from facecluster.inference.embedder import FaceEmbedder
+from facecluster.inference.images import LoadedImage, load_image
+from facecluster.inference.quality import assess
+from facecluster.inference.runtime import Runtime
+from facecluster.types import AnalysisResult, Face
+
+ImageInput = str | Path | bytes | np.ndarray | Image.Image
+"""A photo file's path or bytes, a Pillow image, or an H x W x 3 RGB array."""
+STAGES = ("decode", "detect", "align", "embed")
+
+
+class StageTimer:
+    """Accumulated wall time per pipeline stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, started: float) -> float:
+        """Charge the time since ``started`` to ``stage``; return now."""
+        now = time.perf_counter()
+        self.seconds[stage] += now - started
+        return now
+
+
+THUMBNAIL_SIDE = 112
+
+
+def face_thumbnail(rgb: np.ndarray, box: np.ndarray) -> bytes:
+    """A square JPEG of the face box with a 25 % margin, at most THUMBNAIL_SIDE pixels."""
+    x1, y1, x2, y2 = box
+    half = max(x2 - x1, y2 - y1) * 0.625
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    crop = Image.fromarray(rgb).crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+    crop.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    buffer = io.BytesIO()
+    crop.save(buffer, format="JPEG", quality=82)
+    return buffer.getvalue()
+
+
+def _as_loaded(image: ImageInput) -> LoadedImage:
+    """Accept a path, a file's bytes, a Pillow image or an RGB array."""
+    if isinstance(image, str | Path | bytes):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return LoadedImage(rgb=np.asarray(image.convert("RGB")), scale=1.0)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ImageLoadError(f"expected an H x W x 3 RGB array, got shape {array.shape}")
+    return LoadedImage(rgb=np.ascontiguousarray(array[:, :, :3]).astype(np.uint8), scale=1.0)
+
+
+class FaceAnalyzer:
+    """The bundled detector and embedder, ready to turn photos into faces."""
+
+    def __init__(
+        self,
+        device: str = "auto",
+        flip: bool = True,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        thumbnails: bool = False,
+    ) -> None:
+        self.thumbnails = thumbnails
+        self.detector = FaceDetector(device=device, score_threshold=score_threshold)
+        self.embedder = FaceEmbedder(device=device, flip=flip)
+        self.timer = StageTimer()
+
+    @property
+    def runtime(self) -> Runtime:
+        """Where the embedder (the heavy model) runs."""
+        return self.embedder.runtime
+
+    def analyze(self, image: ImageInput) -> list[Face]:
+        """All faces in one photo, strongest detection first; raises ``ImageLoadError``."""
+        result = next(self.analyze_many([image]))
+        if result.error is not None:
+            raise result.error
+        return result.faces
+
+    def analyze_many(self, images: Iterable[ImageInput], batch_size: int = 16) -> Iterator[AnalysisResult]:
+        """Faces of many photos, in input order, embedding several photos' chips per call.
+
+        Inputs are read one at a time, and at most ``batch_size`` photos (or their faces) wait
+        for the embedder. A photo that cannot be decoded is yielded with its ``ImageLoadError``;
+        it never stops the others.
+        """
+        pending: list[tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]] = []
+        for image in images:
+            try:
+                pending.append(self._detect_and_align(image))
+            except ImageLoadError as error:
+                yield from self._embed(pending)
+                pending = []
+                yield AnalysisResult(source=image, faces=[], error=error)
+                continue
+            if len(pending) >= batch_size or sum(len(entry[2]) for entry in pending) >= batch_size:
+                yield from self._embed(pending)
+                pending = []
+        yield from self._embed(pending)
+
+    def _detect_and_align(self, image: ImageInput) -> tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]:
+        started = time.perf_counter()
+        loaded = _as_loaded(image)
+        started = self.timer.add("decode", started)
+        detections = self.detector.detect(loaded.rgb)
+        started = self.timer.add("detect", started)
+        metas, chips = [], []
+        for detection in detections:
+            chip = align_face(loaded.rgb, detection.landmarks)
+            box = detection.box * loaded.scale
+            quality = assess(box, detection.score, chip)
+            thumbnail = face_thumbnail(loaded.rgb, detection.box) if self.thumbnails else None
+            metas.append((box, detection.landmarks * loaded.scale, detection.score, quality, thumbnail))
+            chips.append(chip)
+        self.timer.add("align", started)
+        return image, metas, chips, loaded.full_size
+
+    def _embed(self, pending: list) -> Iterator[AnalysisResult]:
+        chips = [chip for entry in pending for chip in entry[2]]
+        started = time.perf_counter()
+        vectors = self.embedder.embed(np.stack(chips)) if chips else np.zeros((0, 128), np.float32)
+        self.timer.add("embed", started)
+        cursor = 0
+        for image, metas, _, size in pending:
+            faces = []
+            for box, landmarks, score, quality, thumbnail in metas:
+                faces.append(
+                    Face(
+                        box=tuple(float(v) for v in box),
+                        landmarks=[(float(x), float(y)) for x, y in landmarks],
+                        score=float(score),
+                        quality=quality,
+                        embedding=vectors[cursor],
+                        thumbnail=thumbnail,
+                    )
+                )
+                cursor += 1
+            yield AnalysisResult(source=image, faces=faces, size=size)

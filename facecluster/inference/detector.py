@@ -1,0 +1,118 @@
+"""Face detection with the bundled RetinaFace (MobileNet-0.25) ONNX model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from facecluster.inference.runtime import open_session
+
+MODEL_FILE = "retinaface_mnet025.onnx"
+BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+STEPS = (8, 16, 32)
+MIN_SIZES = ((16, 32), (64, 128), (256, 512))
+CENTER_VARIANCE = 0.1
+SIZE_VARIANCE = 0.2
+
+DEFAULT_SCORE_THRESHOLD = 0.8
+DEFAULT_NMS_THRESHOLD = 0.4
+DEFAULT_DETECT_SIDE = 1600
+"""Images are downscaled so their long side is at most this before detection."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face in image pixel coordinates (pixel i spans [i, i+1))."""
+
+    box: np.ndarray
+    """x1, y1, x2, y2."""
+    landmarks: np.ndarray
+    """5 x 2: left eye, right eye, nose tip, left and right mouth corner (as seen in the image)."""
+    score: float
+
+
+@lru_cache(maxsize=16)
+def _priors(height: int, width: int) -> np.ndarray:
+    """Anchor boxes (cx, cy, w, h), normalised, in the order the network emits them."""
+    rows = []
+    for step, sizes in zip(STEPS, MIN_SIZES, strict=True):
+        grid_h, grid_w = math.ceil(height / step), math.ceil(width / step)
+        ys, xs = np.meshgrid(np.arange(grid_h), np.arange(grid_w), indexing="ij")
+        centers = np.stack([(xs + 0.5) * step / width, (ys + 0.5) * step / height], axis=-1)
+        centers = np.repeat(centers.reshape(-1, 1, 2), len(sizes), axis=1)
+        extents = np.broadcast_to(np.array([[s / width, s / height] for s in sizes]), centers.shape)
+        rows.append(np.concatenate([centers, extents], axis=-1).reshape(-1, 4))
+    return np.concatenate(rows).astype(np.float32)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Greedy non-maximum suppression; returns kept indices, best first."""
+    order = np.argsort(-scores)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        x1 = np.maximum(boxes[best, 0], boxes[rest, 0])
+        y1 = np.maximum(boxes[best, 1], boxes[rest, 1])
+        x2 = np.minimum(boxes[best, 2], boxes[rest, 2])
+        y2 = np.minimum(boxes[best, 3], boxes[rest, 3])
+        overlap = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        iou = overlap / (areas[best] + areas[rest] - overlap + 1e-12)
+        order = rest[iou <= threshold]
+    return keep
+
+
+class FaceDetector:
+    """RetinaFace detector: boxes, five landmarks and a confidence per face."""
+
+    def __init__(
+        self,
+        device: str = "auto",
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        nms_threshold: float = DEFAULT_NMS_THRESHOLD,
+        max_side: int = DEFAULT_DETECT_SIDE,
+    ) -> None:
+        self.session, self.runtime = open_session(MODEL_FILE, device)
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_side = max_side
+
+    def detect(self, rgb: np.ndarray, score_threshold: float | None = None) -> list[Detection]:
+        """Detect faces in an H x W x 3 uint8 RGB image, strongest first.
+
+        ``score_threshold`` overrides the detector's own for this call.
+        """
+        height, width = rgb.shape[:2]
+        factor = min(1.0, self.max_side / max(height, width))
+        if factor < 1.0:
+            size = (max(1, round(width * factor)), max(1, round(height * factor)))
+            rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+        net_height, net_width = rgb.shape[:2]
+        blob = (rgb[:, :, ::-1].astype(np.float32) - BGR_MEAN).transpose(2, 0, 1)[None]
+        loc, conf, landmarks = self.session.run(None, {"input": np.ascontiguousarray(blob)})
+        scores = conf[0, :, 1]
+        candidates = np.flatnonzero(scores > (self.score_threshold if score_threshold is None else score_threshold))
+        if candidates.size == 0:
+            return []
+        priors = _priors(net_height, net_width)[candidates]
+        deltas = loc[0, candidates]
+        centers = priors[:, :2] + deltas[:, :2] * CENTER_VARIANCE * priors[:, 2:]
+        extents = priors[:, 2:] * np.exp(deltas[:, 2:] * SIZE_VARIANCE)
+        frame = np.array([net_width, net_height], dtype=np.float32)
+        boxes = np.concatenate([centers - extents / 2, centers + extents / 2], axis=1) * np.tile(frame, 2)
+        points = landmarks[0, candidates].reshape(-1, 5, 2)
+        points = (priors[:, None, :2] + points * CENTER_VARIANCE * priors[:, None, 2:]) * frame
+        keep = _nms(boxes, scores[candidates], self.nms_threshold)
+        return [
+            Detection(
+                box=(boxes[i] / factor).astype(np.float64),
+                landmarks=(points[i] / factor).astype(np.float64),
+                score=float(scores[candidates][i]),
+            )
+            for i in keep
+        ]

@@ -1,0 +1,48 @@
+"""Date taken and camera from a photo's EXIF, read with exifread from bytes already in memory.
+
+exifread logs complaints about damaged EXIF on its logger ``exifread``; the library leaves that
+logger alone (the command line quietens it).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+import exifread
+
+_DATE_TAGS = ("EXIF DateTimeOriginal", "EXIF DateTimeDigitized", "Image DateTime")
+_DATE = re.compile(r"^(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What the EXIF says about when and with what a photo was taken."""
+
+    taken: str | None
+    """'YYYY-MM-DD HH:MM:SS' or None."""
+    camera: str | None
+
+
+def _date(value: str) -> str | None:
+    match = _DATE.match(value.strip())
+    if not match or match.group(1) == "0000":
+        return None
+    year, month, day, hour, minute, second = match.groups()
+    if not (1 <= int(month) <= 12 and 1 <= int(day) <= 31 and int(hour) < 24):
+        return None
+    return f"{year}-{month}-{day} {hour}:{minute}:{second}"
+
+
+def read_metadata(data: bytes) -> PhotoMetadata:
+    """Date taken and camera of a photo file's bytes; missing or corrupt EXIF gives None fields, never an error."""
+    try:
+        tags = exifread.process_file(io.BytesIO(data), details=False, extract_thumbnail=False)
+    except Exception:
+        return PhotoMetadata(taken=None, camera=None)
+    taken = next((d for d in (_date(str(tags[t])) for t in _DATE_TAGS if t in tags) if d), None)
+    make = str(tags.get("Image Make", "")).strip()
+    model = str(tags.get("Image Model", "")).strip()
+    camera = model if make and model.lower().startswith(make.lower()) else " ".join(p for p in (make, model) if p)
+    return PhotoMetadata(taken=taken, camera=camera[:100] or None)

@@ -1,0 +1,144 @@
+"""Decode a photo into an upright 8-bit RGB image, whatever its format or mode.
+
+Importing this module changes nothing in Pillow: the HEIC/HEIF opener is registered on the first
+decode, and Pillow's own decompression-bomb check is lifted only while a file is being opened, so
+that this module can apply its limit after choosing a reduced JPEG decode size.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from facecluster.errors import ImageLoadError
+
+MAX_DECLARED_PIXELS = 400_000_000
+"""Images declaring more pixels than this (and not reducible while decoding) are refused."""
+
+DEFAULT_DECODE_SIDE = 2560
+"""JPEGs are decoded at the smallest power-of-two reduction whose long side stays above this."""
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An upright RGB image and how it relates to the file's full resolution."""
+
+    rgb: np.ndarray
+    """H x W x 3 uint8 pixels, EXIF orientation applied."""
+    scale: float
+    """Full-resolution pixels per decoded pixel (> 1 when decoded at reduced size)."""
+
+    @property
+    def full_size(self) -> tuple[int, int]:
+        """(width, height) of the upright photo at full resolution."""
+        height, width = self.rgb.shape[:2]
+        return round(width * self.scale), round(height * self.scale)
+
+
+_PILLOW_SETTINGS = threading.Lock()
+_heif_registered: bool | None = None
+
+
+def heif_supported() -> bool:
+    """Register pillow-heif's opener once (on first use); whether HEIC/HEIF photos can be read."""
+    global _heif_registered
+    if _heif_registered is None:
+        try:
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+            _heif_registered = True
+        except ImportError:  # pragma: no cover - depends on the installation
+            _heif_registered = False
+    return _heif_registered
+
+
+@contextmanager
+def _own_pixel_limit() -> Iterator[None]:
+    """Lift Pillow's pixel limit while a file is opened (``load_image`` checks after draft); restored after."""
+    with _PILLOW_SETTINGS:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is flattened onto white."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = values.max() if values.size else 0.0
+        if peak > 255:
+            values = values * (255.0 / (65535.0 if peak <= 65535 else peak))
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag; a missing, absurd or corrupt tag leaves it as is."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        return image
+
+
+def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SIDE) -> LoadedImage:
+    """Read a photo file, or a photo file's bytes, as an upright RGB image (first frame of animations).
+
+    Large JPEGs are decoded at reduced size (Pillow draft mode) so that their long
+    side stays at least ``decode_side``. Raises ``ImageLoadError`` with a reason.
+    """
+    heif_supported()
+    opened = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _own_pixel_limit():
+                image = Image.open(opened)
+            with image:
+                full_width, full_height = image.size
+                if full_width < 1 or full_height < 1:
+                    raise ImageLoadError("image has no pixels")
+                if image.format == "JPEG" and max(full_width, full_height) > decode_side:
+                    reduction = 1
+                    while max(full_width, full_height) // (reduction * 2) >= decode_side and reduction < 8:
+                        reduction *= 2
+                    if reduction > 1:
+                        image.draft("RGB", (full_width // reduction, full_height // reduction))
+                if image.size[0] * image.size[1] > MAX_DECLARED_PIXELS:
+                    raise ImageLoadError(
+                        f"declares {full_width}x{full_height} pixels, more than the "
+                        f"{MAX_DECLARED_PIXELS:,}-pixel limit (possible decompression bomb)"
+                    )
+                scale = full_width / image.size[0]
+                image.load()
+                rgb = _to_rgb(_upright(image))
+    except ImageLoadError:
+        raise
+    except FileNotFoundError as error:
+        raise ImageLoadError("file not found") from error
+    except IsADirectoryError as error:
+        raise ImageLoadError("is a directory") from error
+    except PermissionError as error:
+        raise ImageLoadError("permission denied") from error
+    except UnidentifiedImageError as error:
+        raise ImageLoadError("not an image file (unrecognised format)") from error
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+        raise ImageLoadError(f"cannot decode image: {error}") from error
+    return LoadedImage(rgb=np.asarray(rgb, dtype=np.uint8), scale=scale)

@@ -1,0 +1,23 @@
+"""What a scan shows the user: per-person albums, people.json, report.html and XMP sidecars.
+
+Each writer takes a ``ScanOutcome`` and replaces its files atomically inside the output folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facecluster.outputs.albums import write_albums
+from facecluster.outputs.people_json import write_people_json
+from facecluster.outputs.report import write_report
+from facecluster.outputs.xmp import write_sidecars
+from facecluster.types import ScanOutcome
+
+
+def write_outputs(outcome: ScanOutcome, output: Path, album_mode: str = "symlink", xmp: bool = False) -> None:
+    """Albums, people.json, report.html and (when asked) XMP sidecars, each replaced atomically."""
+    write_albums(outcome, output, album_mode)
+    write_people_json(outcome, output)
+    write_report(outcome, output)
+    if xmp:
+        write_sidecars(outcome, output)

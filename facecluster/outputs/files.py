@@ -1,0 +1,85 @@
+"""Writing outputs safely: atomic file replacement, folder swaps, and file names shown as valid text."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def display_text(text: str) -> str:
+    """``text`` with lone surrogates (undecodable file-name bytes) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that did not come from undecodable bytes
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
+def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    Readers see either the old file or the complete new one. With ``sync`` the data is flushed
+    to disk before the rename, so a crash cannot leave an empty or truncated file either.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            if sync:
+                os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def swap_in(build: Path, folder: Path, old_prefix: str) -> None:
+    """Put ``build`` in place of ``folder``: old aside (in a fresh ``old_prefix`` folder), new in, old deleted."""
+    if not folder.exists() and not folder.is_symlink():
+        os.rename(build, folder)
+        return
+    trash = fresh_folder(folder.parent, old_prefix) / folder.name
+    os.rename(folder, trash)
+    os.rename(build, folder)
+    shutil.rmtree(trash.parent, ignore_errors=True)
+
+
+def fresh_folder(parent: Path, prefix: str) -> Path:
+    """A new empty folder ``parent/<prefix><random>``, with the usual permissions (umask applies)."""
+    while True:
+        folder = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def fs_bytes(text: str) -> bytes:
+    """The bytes of a path string decoded with os.fsdecode (undecodable bytes kept as they were)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK

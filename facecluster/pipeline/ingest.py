@@ -1,0 +1,123 @@
+"""Photos into the index: each file is read once, and its bytes are hashed, searched for EXIF and decoded.
+
+A content (by SHA-256) is analysed once however many paths hold it, and never again while the
+index knows it. Every analysed content is committed with its faces and paths in one transaction,
+so a scan killed at any moment resumes with nothing lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from facecluster.inference.exif import PhotoMetadata, read_metadata
+from facecluster.pipeline.walk import FoundFile
+from facecluster.storage.index import FaceIndex, StoredContent, StoredPhoto
+from facecluster.types import AnalysisResult
+
+if TYPE_CHECKING:
+    from facecluster.inference.runtime import Runtime
+
+MAX_FILE_BYTES = 2 << 30
+"""Files larger than this (2 GiB) are skipped rather than read into memory."""
+PATH_BATCH = 500
+"""Paths of already known contents (and unreadable files) are committed this many at a time."""
+
+
+class Analyzer(Protocol):
+    """What a scan needs of an analyzer: ``FaceAnalyzer``, or a stand-in without models in tests."""
+
+    @property
+    def runtime(self) -> Runtime:
+        """Where the models run (its ``label`` is shown in the summary)."""
+        ...
+
+    def analyze_many(self, images: Iterable[bytes]) -> Iterator[AnalysisResult]:
+        """One result per input, in input order; a photo that cannot be decoded carries its error."""
+        ...
+
+
+@dataclass
+class Progress:
+    """Callbacks a front end may give to follow the analysis."""
+
+    start: Callable[[int], None] = lambda total: None
+    """Called once with the number of files to read."""
+    advance: Callable[[int], None] = lambda faces: None
+    """Called once per file read, with the number of faces found in it (0 for known contents)."""
+
+
+def read_file(path: Path) -> bytes:
+    """A photo file's bytes, in one read; OSError when it cannot be read or is too large."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(f"larger than {MAX_FILE_BYTES >> 30} GiB; not read")
+    return data
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "file vanished during the scan"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return f"cannot read file: {error.strerror or error}"
+
+
+def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progress: Progress | None = None) -> int:
+    """Read, hash and analyse ``files`` into the index; return how many distinct contents were analysed."""
+    progress = progress or Progress()
+    progress.start(len(files))
+    waiting: dict[str, list[StoredPhoto]] = {}
+    """Content -> its paths, while the content is being analysed."""
+    queue: deque[tuple[str, PhotoMetadata]] = deque()
+    """Contents handed to the analyzer, in order, with their EXIF."""
+    known: list[StoredPhoto] = []
+
+    def flush_known() -> None:
+        index.record_paths(known)
+        known.clear()
+
+    def new_contents() -> Iterator[bytes]:
+        for found in files:
+            try:
+                data = read_file(found.path)
+            except OSError as error:
+                known.append(StoredPhoto(found.relative, found.size, found.mtime_ns, error=_reason(error)))
+            else:
+                sha = hashlib.sha256(data).hexdigest()
+                path = StoredPhoto(found.relative, found.size, found.mtime_ns, sha)
+                if sha in waiting:
+                    waiting[sha].append(path)
+                elif index.has_content(sha):
+                    known.append(path)
+                else:
+                    waiting[sha] = [path]
+                    queue.append((sha, read_metadata(data)))
+                    yield data
+                    continue
+            progress.advance(0)
+            if len(known) >= PATH_BATCH:
+                flush_known()
+
+    analysed = 0
+    for result in analyzer.analyze_many(new_contents()):
+        sha, metadata = queue.popleft()
+        index.record_analysis(_content(sha, result, metadata), result.faces, waiting.pop(sha))
+        analysed += 1
+        progress.advance(len(result.faces))
+    flush_known()
+    index.drop_orphans()
+    return analysed
+
+
+def _content(sha: str, result: AnalysisResult, metadata: PhotoMetadata) -> StoredContent:
+    if result.error is not None:
+        return StoredContent(sha, "skipped", reason=str(result.error))
+    width, height = result.size
+    status = "faces" if result.faces else "no_faces"
+    return StoredContent(sha, status, None, width, height, metadata.taken, metadata.camera)

@@ -1,0 +1,77 @@
+"""What a scan will do: the folders checked, the photos found, and which of them are new, changed or gone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facecluster.errors import InvalidInput
+from facecluster.grouping import GroupingOptions
+from facecluster.pipeline.walk import FoundFile, walk_photos
+from facecluster.storage.index import FaceIndex
+from facecluster.types import SkippedFile
+
+
+@dataclass
+class ScanOptions:
+    """Everything a scan can be told."""
+
+    include_hidden: bool = False
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    grouping: GroupingOptions = field(default_factory=GroupingOptions)
+    device: str = "auto"
+    xmp: bool = False
+    """Also write face regions as XMP sidecars into OUT/xmp/ (facecluster.outputs.xmp)."""
+
+
+@dataclass
+class ScanPlan:
+    """What a scan will do with the files it found."""
+
+    found: list[FoundFile]
+    to_read: list[FoundFile]
+    """New or changed files (also files that failed before)."""
+    removed: list[str]
+    """Indexed paths that no longer exist."""
+    problems: list[SkippedFile]
+    """Folders that could not be listed, links not followed."""
+
+
+def check_folders(photos: Path, output: Path) -> tuple[Path, Path]:
+    """Resolve both folders; the output may not lie inside the photo folder or hold it."""
+    if not photos.exists():
+        raise InvalidInput(f"{photos}: no such folder")
+    if not photos.is_dir():
+        raise InvalidInput(f"{photos}: not a folder")
+    root, out = photos.resolve(), output.resolve()
+    if out == root or root in out.parents:
+        raise InvalidInput(f"output folder {out} is inside the photo folder {root}; choose another with -o")
+    if out in root.parents:
+        raise InvalidInput(f"output folder {out} contains the photo folder {root}; choose another with -o")
+    return root, out
+
+
+def plan_scan(root: Path, output: Path, index: FaceIndex | None, options: ScanOptions) -> ScanPlan:
+    """Walk the folder and compare with the index (None: nothing indexed yet)."""
+    problems: list[SkippedFile] = []
+    found = list(
+        walk_photos(
+            root,
+            include_hidden=options.include_hidden,
+            exclude=options.exclude,
+            follow_symlinks=options.follow_symlinks,
+            skip_dirs=(output,),
+            on_problem=lambda relative, reason: problems.append(SkippedFile(relative, reason)),
+        )
+    )
+    stored = index.photos() if index is not None else {}
+    to_read = [
+        f
+        for f in found
+        if (s := stored.get(f.relative)) is None or s.error or s.size != f.size or s.mtime_ns != f.mtime_ns
+    ]
+    seen = {f.relative for f in found}
+    unlisted = tuple(p.relative.rstrip("/") + "/" for p in problems if p.relative != ".")
+    removed = [r for r in stored if r not in seen and not r.startswith(unlisted)]
+    return ScanPlan(found=found, to_read=to_read, removed=removed, problems=problems)

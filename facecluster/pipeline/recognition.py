@@ -1,0 +1,68 @@
+"""Who is this face? Compare one embedding with every person's faces, by the grouping's own rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facecluster.grouping import GroupingOptions
+from facecluster.grouping.linkage import MergeRule
+from facecluster.storage.index import FaceIndex
+from facecluster.storage.people import People
+from facecluster.types import Match
+
+
+def rank_people(query: np.ndarray, people: dict[int, tuple[np.ndarray, int]], rule: MergeRule) -> list[Match]:
+    """Every person (person id -> the sum of their faces' unit embeddings, and how many), nearest first.
+
+    A lone face joins a group of n faces when their mean cosine similarity reaches
+    ``rule.base + rule.margin / sqrt(n)``, i.e. when the root-mean-square distance is below
+    sqrt(2 - 2 * that); recognition uses the same limit, so `find` and a re-scan agree.
+    """
+    matches = []
+    for person, (total, count) in people.items():
+        if count < 1:
+            continue
+        similarity = float(total @ query) / count
+        required = float(rule.base + rule.margin / np.sqrt(count))
+        matches.append(
+            Match(person, float(np.sqrt(max(0.0, 2 - 2 * similarity))), float(np.sqrt(max(0.0, 2 - 2 * required))))
+        )
+    return sorted(matches, key=lambda m: (m.distance, m.person_id))
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Every person's faces in an index, and the rule the last scan grouped with."""
+
+    rule: MergeRule
+    embeddings: dict[int, np.ndarray]
+    """face id -> unit embedding."""
+    people: dict[int, tuple[np.ndarray, int]]
+    """person id -> (sum of their faces' embeddings, number of faces)."""
+    person_of: dict[int, int]
+    """face id -> person id."""
+
+    @classmethod
+    def load(cls, index: FaceIndex) -> Gallery:
+        options = GroupingOptions.from_meta(index.meta("method"), index.meta("threshold"))
+        embeddings = {f.face_id: f.embedding for f in index.faces()}
+        person_of = {face: person for face, (person, _) in People(index).members().items()}
+        members: dict[int, list[int]] = {}
+        for face, person in person_of.items():
+            members.setdefault(person, []).append(face)
+        people = {
+            person: (np.sum([embeddings[f] for f in faces], axis=0, dtype=np.float64), len(faces))
+            for person, faces in members.items()
+        }
+        return cls(options.merge_rule(), embeddings, people, person_of)
+
+    def rank(self, query: np.ndarray, own_face: int | None = None) -> list[Match]:
+        """``rank_people`` over this gallery; ``own_face`` (a face of the index) is left out of its person."""
+        people = self.people
+        if own_face in self.person_of:
+            person = self.person_of[own_face]
+            total, count = people[person]
+            people = {**people, person: (total - self.embeddings[own_face], count - 1)}
+        return rank_people(query, people, self.rule)

@@ -1,0 +1,67 @@
+"""An exclusive lock on an output folder, so two scans or corrections never write one index at once.
+
+The lock is an OS file lock on ``OUT/.lock`` (``flock`` on Unix, ``msvcrt.locking`` on Windows): the
+operating system releases it when the process ends, however it ends, so a killed scan never
+leaves the folder locked.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from facecluster.errors import OutputBusy, StorageError
+
+LOCK_FILE = ".lock"
+
+if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(handle) -> bool:
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+    def _unlock(handle) -> None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(handle) -> bool:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def _unlock(handle) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class OutputLock:
+    """Hold the output folder's lock from construction until ``release`` (or the end of a ``with``)."""
+
+    def __init__(self, output: Path) -> None:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            self.handle = open(output / LOCK_FILE, "a+")  # noqa: SIM115 - held for the lock's lifetime
+        except OSError as error:
+            raise StorageError(f"cannot write to the output folder {output}: {error.strerror}") from error
+        if not _try_lock(self.handle):
+            self.handle.close()
+            raise OutputBusy(f"another facecluster scan is using {output}; wait for it to finish")
+
+    def release(self) -> None:
+        _unlock(self.handle)
+        self.handle.close()
+
+    def __enter__(self) -> OutputLock:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
