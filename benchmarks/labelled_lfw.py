@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from facecluster.scan import ScanOptions, run_scan, usable
 
+from facecluster import Library
 from facecluster.evaluation.clustering import ClusteringScores, score_clustering
 from facecluster.evaluation.labels import folder_labels, labelled_faces
 from facecluster.grouping import GroupingOptions, group_embeddings
+from facecluster.pipeline.people import usable
 from facecluster.storage.index import FaceIndex
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -71,7 +72,7 @@ def lfw_images(shared: Path) -> Path:
 
 def labelled_set(images: Path, output: Path) -> LabelledSet:
     """Scan ``images`` into ``output`` (incrementally) and return its usable faces with identities."""
-    outcome = run_scan(images, output, ScanOptions())
+    outcome = Library.create(images, output).scan()
     index = FaceIndex(output)
     try:
         faces, photos = index.faces(), index.photos()

@@ -24,16 +24,12 @@ import sqlite3
 import time
 from pathlib import Path
 
-from facecluster.corrections import correct
-from facecluster.outcome import ScanOutcome
-from facecluster.people import People
-from facecluster.recognition import Gallery
-from facecluster.scan import ScanOptions, run_scan
-
 from benchmarks.labelled_lfw import DEFAULT_SHARED, lfw_images
+from facecluster import FaceAnalyzer, Library, ScanOutcome
 from facecluster.evaluation.labels import labelled_faces
-from facecluster.inference.analyzer import FaceAnalyzer
+from facecluster.pipeline.recognition import Gallery
 from facecluster.storage.index import INDEX_FILE, FaceIndex
+from facecluster.storage.people import People
 
 NAMED, MIN_PHOTOS, DISTRACTORS = 20, 10, 200
 
@@ -52,7 +48,7 @@ def copy_tree(images: Path, photos: Path, relatives: list[str]) -> None:
 
 
 def person_of_face(outcome: ScanOutcome) -> dict[int, int]:
-    return {face.face_id: person.person_id for person in outcome.people for face in person.faces}
+    return {face.face_id: person.id for person in outcome.people for face in person.faces}
 
 
 def ratio(part: int, whole: int) -> str:
@@ -77,9 +73,9 @@ def main() -> None:
     if (args.lfw_output / INDEX_FILE).is_file():
         with sqlite3.connect(args.lfw_output / INDEX_FILE) as source, sqlite3.connect(out / INDEX_FILE) as target:
             source.backup(target)
-    options = ScanOptions()
+    lfw = Library.create(photos, out)
     started = time.perf_counter()
-    outcome = run_scan(photos, out, options)
+    outcome = lfw.scan()
     seconds = time.perf_counter() - started
     print(f"library: {len(library)} photos, {len(outcome.people)} people grouped, {seconds:.0f} s")
 
@@ -91,7 +87,9 @@ def main() -> None:
         if face in owner and owner[face] not in targets.values():
             targets[name] = owner[face]
     print(f"named: {len(targets)} of {NAMED} (the others' first photo is unsorted or in an already named group)")
-    correct(out, lambda people: [people.name(person, name) for name, person in targets.items()])
+    with lfw.corrections() as edit:
+        for name, person in targets.items():
+            edit.name(person, name)
     name_of = {person: name for name, person in targets.items()}
 
     index = FaceIndex(out, readonly=True)
@@ -121,9 +119,9 @@ def main() -> None:
 
     copy_tree(images, photos, sorted(held))
     started = time.perf_counter()
-    outcome = run_scan(photos, out, options)
+    outcome = lfw.scan()
     seconds = time.perf_counter() - started
-    kept = {p.person_id: p for p in outcome.people if p.person_id in name_of}
+    kept = {p.id: p for p in outcome.people if p.id in name_of}
     names_kept = sum(kept[p].name == name_of[p] for p in kept)
     in_album = {(person_id, photo.relative) for person_id, p in kept.items() for photo in p.photos}
     new_right = sum((targets[name], relative) in in_album for relative, name in held.items() if name in targets)

@@ -23,10 +23,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from facecluster.scan import ScanOptions, run_scan
-
 from benchmarks.fuzz_corpus import build_corpus
 from benchmarks.labelled_lfw import DEFAULT_SHARED
+from facecluster import Library
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "photos"
 
@@ -57,19 +56,19 @@ def main() -> None:
         shutil.copy2(source, photos / "originals" / source.name)
     crashes = 0
     try:
-        outcome = run_scan(photos / "corpus", args.work / "corpus-out", ScanOptions())
+        outcome = Library.create(photos / "corpus", args.work / "corpus-out").scan()
     except Exception as error:
         crashes, outcome = 1, None
         print(f"CRASH: {error!r}")
     print(f"fuzz corpus from {len(sources)} photos: {count} files tried, crashes {crashes}")
     if outcome is not None:
-        summary = outcome.summary
-        print(f"  decoded {summary['photos']}, skipped {summary['skipped']}, faces {summary['faces']}")
+        stats = outcome.stats
+        print(f"  decoded {stats.photos}, skipped {stats.skipped}, faces {stats.faces}")
         for reason, number in Counter(s.reason.split(":")[0] for s in outcome.skipped).most_common():
             print(f"  {number:5d}  skipped: {reason}")
 
     reference = args.work / "reference"
-    run_scan(photos, reference, ScanOptions())
+    Library.create(photos, reference).scan()
     output = args.work / "killed"
     command = [sys.executable, "-m", "facecluster", "scan", str(photos), "-o", str(output), "--quiet"]
     rng = random.Random(0)

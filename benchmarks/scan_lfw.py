@@ -18,8 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from facecluster.scan import ScanOptions, run_scan
-
+from facecluster import Library
 from facecluster.evaluation.clustering import as_row, score_clustering
 from facecluster.evaluation.labels import folder_labels, labelled_faces
 from facecluster.storage.index import FaceIndex
@@ -45,21 +44,21 @@ def main() -> None:
     if not images.is_dir():
         raise SystemExit(f"{images} not found: this benchmark needs the shared LFW data")
     started = time.perf_counter()
-    outcome = run_scan(images, args.output, ScanOptions())
+    outcome = Library.create(images, args.output).scan()
     first = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
-    run_scan(images, args.output, ScanOptions())
+    Library.create(images, args.output).scan()
     second = time.perf_counter() - started
     screenshot = render_screenshot(args.output)
-    summary = outcome.summary
+    stats = outcome.stats
     print(
-        f"scan of {images}: {summary['files']} files, {summary['analysed']} analysed, {summary['faces']} faces, "
-        f"{summary['people']} people, {summary['unsorted']} unsorted, {summary['skipped']} skipped; "
-        f"ran on {summary['device']}"
+        f"scan of {images}: {stats.files} files, {stats.analysed} analysed, {stats.faces} faces, "
+        f"{stats.people} people, {stats.unsorted} unsorted, {stats.skipped} skipped; "
+        f"ran on {stats.device}"
     )
     print(
-        f"first scan {first:.0f} s ({summary['analysed'] / first:.1f} photos/s); "
+        f"first scan {first:.0f} s ({stats.analysed / first:.1f} photos/s); "
         f"unchanged re-scan {second:.1f} s; peak memory {peak_mb:.0f} MB"
     )
     print(f"report screenshot: {screenshot or 'skipped (no chromium)'}")
@@ -71,7 +70,7 @@ def main() -> None:
     scores = score_clustering(list(identity.values()), [key_of.get(i, -1) for i in identity])
     print(f"\n{len(identity)} labelled faces of {len(set(identity.values()))} people")
     print(f"{'grouping':<24} | {HEADER}")
-    print(f"{summary['method'] + ' ' + str(summary['threshold']):<24} | " + " | ".join(as_row(scores)))
+    print(f"{stats.method + ' ' + str(stats.threshold):<24} | " + " | ".join(as_row(scores)))
     print("threshold sweeps, held-out halves and perturbed copies: python -m benchmarks.grouping_lfw")
 
 

@@ -85,3 +85,23 @@ def test_cuda_request_without_cuda_fails_loudly(run):
     result = run("verify", BUSH_1, BUSH_2, "--device", "cuda")
     assert result.exit_code == 2
     assert "CUDA was requested" in result.output
+
+
+def test_library_errors_map_to_documented_exit_codes():
+    from facecluster import errors
+    from facecluster.cli.common import exit_code
+
+    expected = {
+        errors.InvalidInput: 2,
+        errors.ImageLoadError: 2,
+        errors.DeviceError: 2,
+        errors.PeopleError: 2,
+        errors.NoLibrary: 2,
+        errors.CorrectionsNotSupported: 2,
+        errors.LabelError: 2,
+        errors.OutputBusy: 3,
+        errors.StorageError: 4,
+        errors.IndexUnavailable: 4,
+        errors.FaceclusterError: 2,
+    }
+    assert {kind: exit_code(kind("x")) for kind in expected} == expected

@@ -115,6 +115,18 @@ def test_find_recognises_a_new_photo_and_a_face_id(library):
     assert code == 0 and json.loads(stdout)[0]["matches"][0]["key"] == key_with(out, f"{SERENA}_0001.jpg")
 
 
+def test_people_and_find_read_the_index_not_people_json(library):
+    _, out = library
+    before = run("people", "-o", out, "--json")[1]
+    serena = key_with(out, f"{SERENA}_0001.jpg")
+    (out / "people.json").write_text('{"people": []}')  # stale: people.json is an output only
+    code, stdout, _ = run("people", "-o", out, "--json")
+    assert code == 0 and stdout == before and len(json.loads(stdout)) == 3
+    assert run("people", serena, "-o", out)[0] == 0
+    code, stdout, _ = run("find", EXAMPLES / f"{SERENA}_0003.jpg", "-o", out, "--json")
+    assert code == 0 and json.loads(stdout)[0]["matches"][0]["key"] == serena
+
+
 def test_find_says_no_one_for_strangers(library, tmp_path):
     _, out = library
     code, stdout, _ = run("find", EXAMPLES / "group_2007_007763.jpg", "-o", out, "--json")
@@ -150,9 +162,10 @@ def test_bad_corrections_exit_two(library, args, message):
     assert code == 2 and message in stderr
 
 
-def test_commands_need_a_scanned_folder(tmp_path):
-    code, _, stderr = run("name", "1", "X", "-o", tmp_path)
-    assert code == 2 and "run 'facecluster scan" in stderr
+@pytest.mark.parametrize("command", [("people",), ("name", "1", "X"), ("find", "1"), ("xmp",)])
+def test_commands_need_a_scanned_folder(tmp_path, command):
+    code, _, stderr = run(*command, "-o", tmp_path)
+    assert code == 2 and "no face index here; run 'facecluster scan" in stderr
 
 
 def test_xmp_sidecars_follow_names(tmp_path):

@@ -1,7 +1,8 @@
 """Date taken and camera from a photo's EXIF, read with exifread from bytes already in memory.
 
-exifread logs complaints about damaged EXIF on its logger ``exifread``; the library leaves that
-logger alone (the command line quietens it).
+Photos without EXIF are recognised before exifread is asked (it would log a warning for each);
+exifread's complaints about damaged EXIF go to its logger ``exifread``, which the library leaves
+alone (the command line quietens it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from dataclasses import dataclass
 
 import exifread
+from exifread.core.exceptions import ExifNotFound, InvalidExif
+from exifread.core.find_exif import determine_type
 
 _DATE_TAGS = ("EXIF DateTimeOriginal", "EXIF DateTimeDigitized", "Image DateTime")
 _DATE = re.compile(r"^(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
@@ -37,6 +40,12 @@ def _date(value: str) -> str | None:
 
 def read_metadata(data: bytes) -> PhotoMetadata:
     """Date taken and camera of a photo file's bytes; missing or corrupt EXIF gives None fields, never an error."""
+    try:
+        determine_type(io.BytesIO(data))
+    except (ExifNotFound, InvalidExif):
+        return PhotoMetadata(taken=None, camera=None)
+    except Exception:
+        pass  # let exifread itself decide below
     try:
         tags = exifread.process_file(io.BytesIO(data), details=False, extract_thumbnail=False)
     except Exception:
