@@ -10,6 +10,7 @@ import click
 
 from facecluster.cli.common import device_option, output_option, reported
 from facecluster.library import Library
+from facecluster.outputs.files import display_text
 
 
 @click.command("find")
@@ -30,16 +31,16 @@ def find_command(query: str, output: Path, as_json: bool, device: str) -> None:
         found = Library.open(output).find(query, device=device)
     results = [
         {
-            "query": result.query,
+            "query": display_text(result.query),
             "matches": [
                 {
                     "id": m.person_id,
-                    "key": m.person.album,
-                    "name": m.person.name,
+                    "key": display_text(m.person.album),
+                    "name": None if m.person.name is None else display_text(m.person.name),
                     "distance": round(m.distance, 4),
                     "limit": round(m.limit, 4),
                     "accepted": m.accepted,
-                    "photos": sorted({f.photo.relative for f in m.person.faces}) if m.accepted else [],
+                    "photos": sorted({display_text(f.photo.relative) for f in m.person.faces}) if m.accepted else [],
                 }
                 for m in result.matches
                 if m.person is not None
