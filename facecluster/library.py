@@ -149,6 +149,8 @@ class Library:
         with _reading(out) as index:
             root = index.root()
         if root is None:
+            with OutputLock(out):  # OutputBusy while a first scan is still writing it
+                pass
             raise NoLibrary(f"{out}: the index predates people support; run 'facecluster scan' once more")
         return cls(root, out, load_analyzer)
 
@@ -240,7 +242,8 @@ class Library:
                 raise IndexUnavailable(
                     f"{index.path}: cannot read people ({error}); run 'facecluster scan' to update the index"
                 ) from error
-            people = {person.id: person for person in read_outcome(index, self.photos, _grouping(index), []).people}
+            outcome = read_outcome(index, self.photos, _grouping(index), [])
+            people = {person.id: person for person in outcome.people}
         results = []
         for label, embedding, own_face in self._queries(query, gallery, device):
             ranked = [m for m in gallery.rank(embedding, own_face) if m.person_id in people][:FIND_LIMIT]
@@ -259,15 +262,15 @@ class Library:
             return [(f"face {text}", gallery.embeddings[int(text)], int(text))]
         if isinstance(query, int):
             raise PeopleError(f"no face {query} in this index")
+        name = "image" if isinstance(query, Image.Image | np.ndarray) else str(query)
         if not isinstance(query, Image.Image | np.ndarray):
             query = Path(query)
             if not query.is_file():
-                raise InvalidInput(f"{query}: neither a photo nor a face id of this index")
+                raise InvalidInput(f"{name}: neither a photo nor a face id of this index")
         analyzer = self._load_analyzer(device)
         result = next(iter(analyzer.analyze_many([query])))
         if result.error is not None:
             raise result.error
-        name = str(query) if isinstance(query, Path) else "image"
         if not result.faces:
             raise InvalidInput(f"no face found in {name}")
         return [
@@ -296,6 +299,8 @@ def _reading(output: Path) -> Iterator[FaceIndex]:
         raise IndexUnavailable(f"{error}{_NEW_INDEX_HINT}") from error
     try:
         yield index
+    except sqlite3.DatabaseError as error:
+        raise IndexUnavailable(f"{index.path}: cannot read the face index ({error}){_NEW_INDEX_HINT}") from error
     finally:
         index.close()
 

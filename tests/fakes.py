@@ -58,6 +58,12 @@ def embedding(rgb: tuple[int, int, int], variant: int) -> np.ndarray:
     return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
+def _thumbnail(rgb: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), rgb).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
 @dataclass
 class FakeAnalyzer:
     """Finds the tiles of ``photo_bytes`` photos; records every input it was given."""
@@ -88,6 +94,7 @@ class FakeAnalyzer:
                         score=0.99,
                         quality=FaceQuality(size=float(TILE), score=0.99, sharpness=10.0),
                         embedding=embedding(tile, variant),
+                        thumbnail=_thumbnail(tile),
                     )
                 )
             yield AnalysisResult(source, faces, size=(rgb.shape[1], rgb.shape[0]))

@@ -102,17 +102,39 @@ print("clean")
     assert result.returncode == 0 and result.stdout.strip() == "clean", result.stderr
 
 
-def test_decoding_leaves_pillows_limit_as_the_host_set_it(tmp_path):
+def test_decoding_and_cropping_ignore_a_strict_host_limit_and_leave_it_as_it_was(tmp_path):
+    import warnings
+
+    import numpy as np
     from PIL import Image
 
+    from facecluster.inference.aligner import align_face
+    from facecluster.inference.analyzer import face_thumbnail
     from facecluster.inference.images import load_image
 
-    path = tmp_path / "small.png"
-    Image.new("RGB", (8, 8), (1, 2, 3)).save(path)
+    path = tmp_path / "large.tif"  # TIFF checks Pillow's limit again while loading
+    Image.new("RGB", (400, 300), (1, 2, 3)).save(path)
     before = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = 12345
+    Image.MAX_IMAGE_PIXELS = 1000  # a host application's strict limit: 120,000 pixels are "a bomb"
     try:
-        assert load_image(path).rgb.shape == (8, 8, 3)
-        assert Image.MAX_IMAGE_PIXELS == 12345
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rgb = load_image(path).rgb
+            assert rgb.shape == (300, 400, 3)
+            assert len(face_thumbnail(rgb, np.array([-50.0, -40.0, 390.0, 330.0]))) > 0  # crop beyond the edges
+            landmarks = np.array([[60.0, 80.0], [340.0, 80.0], [200.0, 160.0], [90.0, 250.0], [310.0, 250.0]])
+            assert align_face(rgb, landmarks).shape == (150, 150, 3)  # large face: reduced from a crop
+        assert Image.MAX_IMAGE_PIXELS == 1000
     finally:
         Image.MAX_IMAGE_PIXELS = before
+
+
+def test_a_thumbnail_crop_is_black_beyond_the_photo():
+    import numpy as np
+
+    from facecluster.inference.analyzer import _padded_crop
+
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    crop = _padded_crop(rgb, -1, 2, 3, 6)
+    assert crop.shape == (4, 4, 3)
+    assert (crop[:2, 1:] == rgb[2:4, 0:3]).all() and not crop[:, 0].any() and not crop[2:].any()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import facecluster
 from facecluster import (
@@ -73,6 +75,7 @@ def test_scan_returns_a_typed_outcome(photos, tmp_path, fake):
 def test_people_have_ids_faces_and_photos(library):
     people = by_size(library)
     alice = people[5]
+    assert Image.open(io.BytesIO(alice.faces[0].thumbnail)).getpixel((4, 4)) == pytest.approx(colour(ALICE), abs=8)
     assert alice.name is None and alice.album == f"person_{alice.id:04d}"
     assert [p.relative for p in alice.photos] == [f"2020/alice{n}.png" for n in range(4)] + ["2021/party.png"]
     assert alice.representative in alice.faces
@@ -201,6 +204,30 @@ def test_open_and_create_refuse_bad_folders(photos, tmp_path):
         Library.create(tmp_path / "missing", tmp_path / "out")
     with pytest.raises(InvalidInput, match="inside the photo folder"):
         Library.create(photos, photos / "out")
+
+
+def test_a_library_whose_first_scan_is_still_running_is_busy(photos, tmp_path):
+    from facecluster.storage.index import FaceIndex
+
+    out = tmp_path / "out"
+    out.mkdir()
+    FaceIndex(out).close()  # what a first scan has written before it records the photo folder
+    lock = OutputLock(out)
+    try:
+        with pytest.raises(OutputBusy):
+            Library.open(out)
+    finally:
+        lock.release()
+    with pytest.raises(NoLibrary, match="predates"):
+        Library.open(out)
+
+
+def test_a_content_that_cannot_be_decoded_is_tried_once_per_scan(photos, tmp_path, fake):
+    for n in range(3):
+        shutil.copy2(photos / "broken.jpg", photos / f"broken-{n}.jpg")
+    outcome = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake).scan()
+    assert sum(source == b"not a picture" for source in fake.seen) == 1
+    assert outcome.stats.analysed == 12 and outcome.stats.skipped == 4
 
 
 def test_a_busy_output_folder_is_refused(library):

@@ -215,7 +215,8 @@ def test_xmp_beside_originals_only_when_asked_and_never_replacing(library):
 
 
 @pytest.mark.parametrize(
-    "command", [("scan", "PHOTOS", "-q"), ("scan", "PHOTOS", "--dry-run"), ("name", "1", "X"), ("find", "1")]
+    "command",
+    [("scan", "PHOTOS", "-q"), ("scan", "PHOTOS", "--dry-run"), ("name", "1", "X"), ("find", "1"), ("people",)],
 )
 def test_a_corrupt_index_is_a_clear_error_and_left_alone(tmp_path, command):
     photos, out = tmp_path / "photos", tmp_path / "out"
@@ -226,3 +227,16 @@ def test_a_corrupt_index_is_a_clear_error_and_left_alone(tmp_path, command):
     code, _, stderr = run(*(photos if part == "PHOTOS" else part for part in command), "-o", out)
     assert code == 4 and "index.sqlite" in stderr and "Traceback" not in stderr
     assert (out / "index.sqlite").read_bytes() == b"not a database, " * 100
+
+
+@pytest.mark.parametrize("command", [("people",), ("people", "1"), ("find", "1"), ("name", "1", "X")])
+def test_an_index_with_damaged_pages_is_a_clear_error(library, command):
+    _, out = library
+    index = out / "index.sqlite"
+    data = bytearray(index.read_bytes())
+    page = 4096
+    for start in range(page, len(data) - page, page):  # keep the header page, wreck every other one
+        data[start : start + 64] = b"\xff" * 64
+    index.write_bytes(bytes(data))
+    code, _, stderr = run(*command, "-o", out)
+    assert code == 4 and "index.sqlite" in stderr and "Traceback" not in stderr

@@ -31,7 +31,7 @@ def find_command(query: str, output: Path, as_json: bool, device: str) -> None:
         found = Library.open(output).find(query, device=device)
     results = [
         {
-            "query": display_text(result.query),
+            "query": result.query,
             "matches": [
                 {
                     "id": m.person_id,

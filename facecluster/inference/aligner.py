@@ -64,7 +64,7 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, template: np.ndarray = TE
         left, top = max(0, left), max(0, top)
         right, bottom = min(image.width, right), min(image.height, bottom)
         if right - left >= reduction and bottom - top >= reduction:
-            image = image.crop((left, top, right, bottom)).reduce(reduction)
+            image = Image.fromarray(np.ascontiguousarray(rgb[top:bottom, left:right])).reduce(reduction)
             offset = np.array([left, top], dtype=np.float64)
             matrix = similarity_transform((np.asarray(landmarks) - offset) / reduction, template)
     inverse = _invert(matrix)

@@ -39,6 +39,18 @@ class StageTimer:
 
 
 THUMBNAIL_SIDE = 112
+MAX_HELD_BYTES = 256 << 20
+"""Photos given as bytes stop waiting for the embedder once together they hold this much (256 MiB)."""
+
+
+def _padded_crop(rgb: np.ndarray, left: int, top: int, right: int, bottom: int) -> np.ndarray:
+    """``rgb[top:bottom, left:right]``, black where the box leaves the image (as Pillow's crop)."""
+    height, width = rgb.shape[:2]
+    crop = np.zeros((max(0, bottom - top), max(0, right - left), 3), dtype=np.uint8)
+    x0, y0, x1, y1 = max(left, 0), max(top, 0), min(right, width), min(bottom, height)
+    if x1 > x0 and y1 > y0:
+        crop[y0 - top : y1 - top, x0 - left : x1 - left] = rgb[y0:y1, x0:x1]
+    return crop
 
 
 def face_thumbnail(rgb: np.ndarray, box: np.ndarray) -> bytes:
@@ -46,7 +58,7 @@ def face_thumbnail(rgb: np.ndarray, box: np.ndarray) -> bytes:
     x1, y1, x2, y2 = box
     half = max(x2 - x1, y2 - y1) * 0.625
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    crop = Image.fromarray(rgb).crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+    crop = Image.fromarray(_padded_crop(rgb, round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
     crop.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
     buffer = io.BytesIO()
     crop.save(buffer, format="JPEG", quality=82)
@@ -65,6 +77,12 @@ def _as_loaded(image: ImageInput) -> LoadedImage:
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ImageLoadError(f"expected an H x W x 3 RGB array, got shape {array.shape}")
     return LoadedImage(rgb=np.ascontiguousarray(array[:, :, :3]).astype(np.uint8), scale=1.0)
+
+
+def _batch_full(pending: list[tuple[ImageInput, list, list, tuple[int, int]]], batch_size: int) -> bool:
+    """Whether the photos waiting for the embedder should be embedded now."""
+    held = sum(len(entry[0]) for entry in pending if isinstance(entry[0], bytes))
+    return len(pending) >= batch_size or sum(len(entry[2]) for entry in pending) >= batch_size or held > MAX_HELD_BYTES
 
 
 class FaceAnalyzer:
@@ -97,9 +115,9 @@ class FaceAnalyzer:
     def analyze_many(self, images: Iterable[ImageInput], batch_size: int = 16) -> Iterator[AnalysisResult]:
         """Faces of many photos, in input order, embedding several photos' chips per call.
 
-        Inputs are read one at a time, and at most ``batch_size`` photos (or their faces) wait
-        for the embedder. A photo that cannot be decoded is yielded with its ``ImageLoadError``;
-        it never stops the others.
+        Inputs are read one at a time; at most ``batch_size`` photos (or their faces, or
+        MAX_HELD_BYTES of photos given as bytes) wait for the embedder. A photo that cannot be
+        decoded is yielded with its ``ImageLoadError``; it never stops the others.
         """
         pending: list[tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]] = []
         for image in images:
@@ -110,7 +128,7 @@ class FaceAnalyzer:
                 pending = []
                 yield AnalysisResult(source=image, faces=[], error=error)
                 continue
-            if len(pending) >= batch_size or sum(len(entry[2]) for entry in pending) >= batch_size:
+            if _batch_full(pending, batch_size):
                 yield from self._embed(pending)
                 pending = []
         yield from self._embed(pending)

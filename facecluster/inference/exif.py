@@ -12,8 +12,12 @@ import re
 from dataclasses import dataclass
 
 import exifread
-from exifread.core.exceptions import ExifNotFound, InvalidExif
-from exifread.core.find_exif import determine_type
+
+try:  # exifread's own test for EXIF, to skip photos without any (3.5 layout)
+    from exifread.core.exceptions import ExifNotFound, InvalidExif
+    from exifread.core.find_exif import determine_type
+except ImportError:  # pragma: no cover - another exifread layout: every photo goes to process_file
+    determine_type = None
 
 _DATE_TAGS = ("EXIF DateTimeOriginal", "EXIF DateTimeDigitized", "Image DateTime")
 _DATE = re.compile(r"^(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
@@ -40,12 +44,13 @@ def _date(value: str) -> str | None:
 
 def read_metadata(data: bytes) -> PhotoMetadata:
     """Date taken and camera of a photo file's bytes; missing or corrupt EXIF gives None fields, never an error."""
-    try:
-        determine_type(io.BytesIO(data))
-    except (ExifNotFound, InvalidExif):
-        return PhotoMetadata(taken=None, camera=None)
-    except Exception:
-        pass  # let exifread itself decide below
+    if determine_type is not None:
+        try:
+            determine_type(io.BytesIO(data))
+        except (ExifNotFound, InvalidExif):
+            return PhotoMetadata(taken=None, camera=None)
+        except Exception:
+            pass  # let exifread itself decide below
     try:
         tags = exifread.process_file(io.BytesIO(data), details=False, extract_thumbnail=False)
     except Exception:

@@ -1,8 +1,9 @@
 """Decode a photo into an upright 8-bit RGB image, whatever its format or mode.
 
 Importing this module changes nothing in Pillow: the HEIC/HEIF opener is registered on the first
-decode, and Pillow's own decompression-bomb check is lifted only while a file is being opened, so
-that this module can apply its limit after choosing a reduced JPEG decode size.
+decode, and Pillow's own decompression-bomb check is lifted only while ``load_image`` decodes (under
+a lock, restored after), so that this module can apply its own limit after choosing a reduced JPEG
+decode size. Crops elsewhere are made with numpy, so they never meet Pillow's limit.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class LoadedImage:
         return round(width * self.scale), round(height * self.scale)
 
 
-_PILLOW_SETTINGS = threading.Lock()
+_PILLOW_SETTINGS = threading.RLock()
 _heif_registered: bool | None = None
 
 
@@ -63,7 +64,7 @@ def heif_supported() -> bool:
 
 @contextmanager
 def _own_pixel_limit() -> Iterator[None]:
-    """Lift Pillow's pixel limit while a file is opened (``load_image`` checks after draft); restored after."""
+    """Lift Pillow's pixel limit while a photo is decoded (``load_image`` checks after draft); restored after."""
     with _PILLOW_SETTINGS:
         previous = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
@@ -109,9 +110,7 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with _own_pixel_limit():
-                image = Image.open(opened)
-            with image:
+            with _own_pixel_limit(), Image.open(opened) as image:
                 full_width, full_height = image.size
                 if full_width < 1 or full_height < 1:
                     raise ImageLoadError("image has no pixels")

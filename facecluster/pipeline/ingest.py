@@ -77,6 +77,8 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
     queue: deque[tuple[str, PhotoMetadata]] = deque()
     """Contents handed to the analyzer, in order, with their EXIF."""
     known: list[StoredPhoto] = []
+    finished: set[str] = set()
+    """Contents analysed by this run (also those that could not be decoded: not retried twice)."""
 
     def flush_known() -> None:
         index.record_paths(known)
@@ -93,7 +95,7 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
                 path = StoredPhoto(found.relative, found.size, found.mtime_ns, sha)
                 if sha in waiting:
                     waiting[sha].append(path)
-                elif index.has_content(sha):
+                elif sha in finished or index.has_content(sha):
                     known.append(path)
                 else:
                     waiting[sha] = [path]
@@ -108,6 +110,7 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
     for result in analyzer.analyze_many(new_contents()):
         sha, metadata = queue.popleft()
         index.record_analysis(_content(sha, result, metadata), result.faces, waiting.pop(sha))
+        finished.add(sha)
         analysed += 1
         progress.advance(len(result.faces))
     flush_known()

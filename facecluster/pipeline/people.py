@@ -15,7 +15,7 @@ import numpy as np
 
 from facecluster.grouping import GroupingOptions, group_embeddings
 from facecluster.pipeline.album_names import RESERVED_FOLDERS, default_key, folder_name
-from facecluster.storage.index import FaceIndex, StoredFace
+from facecluster.storage.index import FaceIndex, StoredFace, ThumbnailReader
 from facecluster.storage.people import Corrections, People
 from facecluster.types import FaceRecord, Person, Photo, ScanOutcome, ScanStats, SkippedFile
 
@@ -76,11 +76,17 @@ def regroup(index: FaceIndex, grouping: GroupingOptions) -> None:
     people.assign(groups)
 
 
-def read_outcome(index: FaceIndex, root: Path, grouping: GroupingOptions, problems: list[SkippedFile]) -> ScanOutcome:
+def read_outcome(
+    index: FaceIndex,
+    root: Path,
+    grouping: GroupingOptions,
+    problems: list[SkippedFile],
+) -> ScanOutcome:
     """The library as the index holds it (people by decreasing size, then first face), without changing it.
 
     ``problems`` (folders that could not be listed, links not followed) join the skipped files.
-    The outcome's stats hold the counts; the caller adds what its run did.
+    Thumbnails are read when asked for, also after ``index`` is closed. The outcome's stats hold
+    the counts; the caller adds what its run did.
     """
     contents = index.contents()
     paths_of: dict[str, list[str]] = defaultdict(list)
@@ -128,10 +134,11 @@ def read_outcome(index: FaceIndex, root: Path, grouping: GroupingOptions, proble
             face.size,
             face.sharpness,
             usable=face.face_id in grouped,
-            load_thumbnail=partial(index.thumbnail, face.face_id),
+            load_thumbnail=partial(thumbnails, face.face_id),
         )
 
     names = people.names()
+    thumbnails = ThumbnailReader(index)
     reserved = {default_key(person).casefold() for person in order} | set(RESERVED_FOLDERS)
     persons = []
     for person in order:

@@ -124,6 +124,7 @@ class FaceIndex:
 
     def __init__(self, folder: Path, readonly: bool = False) -> None:
         self.path = Path(folder) / INDEX_FILE
+        self.closed = False
         self._depth = 0
         try:
             if readonly:
@@ -149,6 +150,7 @@ class FaceIndex:
 
     def close(self) -> None:
         self.db.close()
+        self.closed = True
 
     def photos(self) -> dict[str, StoredPhoto]:
         """Every indexed path."""
@@ -251,14 +253,21 @@ class FaceIndex:
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT around a block, rolled back on any exception.
 
-        Nested blocks join the outermost one, so several changes can be made all or nothing.
+        A block inside another is a savepoint of the outer transaction: its failure undoes its own
+        changes only, and nothing is committed before the outermost block ends.
         """
         if self._depth:
+            savepoint = f"nested_{self._depth}"
+            self.db.execute(f"SAVEPOINT {savepoint}")
             self._depth += 1
             try:
                 yield
+            except BaseException:
+                self.db.execute(f"ROLLBACK TO {savepoint}")
+                raise
             finally:
                 self._depth -= 1
+                self.db.execute(f"RELEASE {savepoint}")
             return
         self.db.execute("BEGIN IMMEDIATE")
         self._depth = 1
@@ -270,3 +279,25 @@ class FaceIndex:
             raise
         self._depth = 0
         self.db.execute("COMMIT")
+
+
+class ThumbnailReader:
+    """Reads face thumbnails on demand: through ``index`` while it is open, then on a read-only connection.
+
+    Handed out with the faces of a scan or a correction, so a thumbnail can still be read (by a
+    caller of the library) after the connection that wrote the faces is closed. No second
+    connection is opened while ``index`` is open, so the writer stays the last to close and leaves
+    a checkpointed index behind.
+    """
+
+    def __init__(self, index: FaceIndex) -> None:
+        self.index = index
+        self._own: FaceIndex | None = None
+
+    def __call__(self, face_id: int) -> bytes:
+        """The JPEG thumbnail of a face (empty when none)."""
+        if not self.index.closed:
+            return self.index.thumbnail(face_id)
+        if self._own is None:
+            self._own = FaceIndex(self.index.path.parent, readonly=True)
+        return self._own.thumbnail(face_id)
