@@ -1,4 +1,4 @@
-"""Derive the 5-point alignment template (facecluster/align.py TEMPLATE) from dlib's own chips.
+"""Derive the 5-point alignment template (facecluster/inference/aligner.py TEMPLATE) from dlib's own chips.
 
 The embedder was trained on dlib's chips: ``dlib.get_face_chip(image, shape, size=150,
 padding=0.25)`` with the 5-point shape predictor. For many LFW photos this script
@@ -6,7 +6,7 @@ makes that chip with dlib, runs the bundled RetinaFace on the chip (centred on a
 300 x 300 black canvas so the face has context) and averages where RetinaFace's five
 landmarks fall in the chip. That mean reproduces dlib's framing; spread by --zoom about
 the chip centre (1.10, chosen on LFW View 1, see align.py) it is the template that
-facecluster/align.py ships. dlib is needed only here.
+facecluster/inference/aligner.py ships. dlib is needed only here.
 
     pip install dlib            # compiles for ~10 minutes
     python tools/derive_alignment_template.py --lfw ../shared/data/lfw/images --count 3000

@@ -8,6 +8,7 @@ so a scan killed at any moment resumes with nothing lost or counted twice.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -54,10 +55,9 @@ class Progress:
 def read_file(path: Path) -> bytes:
     """A photo file's bytes, in one read; OSError when it cannot be read or is too large."""
     with open(path, "rb") as handle:
-        data = handle.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise OSError(f"larger than {MAX_FILE_BYTES >> 30} GiB; not read")
-    return data
+        if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
+            raise OSError(f"larger than {MAX_FILE_BYTES >> 30} GiB; not read")
+        return handle.read()
 
 
 def _reason(error: OSError) -> str:

@@ -115,7 +115,7 @@ def read_outcome(
         photos[sha] = photo
         if content.status == "no_faces":
             no_faces.append(photo)
-    faces = [f for f in index.faces() if f.sha256 in photos]
+    faces = [f for f in index.faces(embeddings=False) if f.sha256 in photos]
     people = People(index)
     grouped = {f.face_id for f in _grouped(faces, people.corrections())}
     members: dict[int, list[StoredFace]] = defaultdict(list)

@@ -5,7 +5,7 @@ Tables: ``photos`` (a path below the scanned folder and the size/mtime it had wh
 ``faces`` (the faces of a content). A photo's content, faces and path row are committed
 together, so a scan killed at any moment leaves every photo either fully indexed or absent.
 Paths are stored as bytes (``os.fsencode``), so any file name round-trips. ``people``,
-``memberships`` and ``rejections`` hold people and the user's corrections (facecluster.people);
+``memberships`` and ``rejections`` hold people and the user's corrections (facecluster.storage.people);
 ``meta`` holds the scanned folder and the grouping options of the last scan.
 """
 
@@ -215,13 +215,23 @@ class FaceIndex:
         rows = self.db.execute("SELECT sha256, status, reason, width, height, taken, camera FROM contents")
         return {r[0]: StoredContent(*r) for r in rows}
 
-    def faces(self) -> list[StoredFace]:
-        """Every face of every content, in id order."""
+    def faces(self, embeddings: bool = True) -> list[StoredFace]:
+        """Every face of every content, in id order; without ``embeddings`` their vectors are left empty."""
+        vector = "embedding" if embeddings else "NULL"
         rows = self.db.execute(
-            "SELECT id, sha256, x1, y1, x2, y2, score, size, sharpness, embedding FROM faces ORDER BY id"
+            f"SELECT id, sha256, x1, y1, x2, y2, score, size, sharpness, {vector} FROM faces ORDER BY id"
         )
+        empty = np.zeros(0, np.float32)
         return [
-            StoredFace(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6], r[7], r[8], np.frombuffer(r[9], np.float32))
+            StoredFace(
+                r[0],
+                r[1],
+                (r[2], r[3], r[4], r[5]),
+                r[6],
+                r[7],
+                r[8],
+                np.frombuffer(r[9], np.float32) if r[9] else empty,
+            )
             for r in rows
         ]
 
