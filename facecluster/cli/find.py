@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,7 +30,7 @@ def find_command(query: str, output: Path, as_json: bool, device: str) -> None:
     """
     with reported():
         found = Library.open(output).find(query, device=device)
-    results = [
+    results: list[dict[str, Any]] = [
         {
             "query": result.query,
             "matches": [

@@ -17,7 +17,7 @@ try:  # exifread's own test for EXIF, to skip photos without any (3.5 layout)
     from exifread.core.exceptions import ExifNotFound, InvalidExif
     from exifread.core.find_exif import determine_type
 except ImportError:  # pragma: no cover - another exifread layout: every photo goes to process_file
-    determine_type = None
+    determine_type = None  # type: ignore[assignment]
 
 _DATE_TAGS = ("EXIF DateTimeOriginal", "EXIF DateTimeDigitized", "Image DateTime")
 _DATE = re.compile(r"^(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path, PurePath
+from typing import Any
 
 from facecluster.outputs.files import display_text, write_atomic
 from facecluster.types import FaceRecord, Person, ScanOutcome
@@ -47,7 +48,7 @@ def write_people_json(outcome: ScanOutcome, output: Path) -> Path:
     return path
 
 
-def person_document(person: Person) -> dict[str, object]:
+def person_document(person: Person) -> dict[str, Any]:
     """One person as people.json (and ``facecluster people PERSON --json``) shows them."""
     return {
         "id": person.id,

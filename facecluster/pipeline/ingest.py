@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from facecluster.inference.exif import PhotoMetadata, read_metadata
 from facecluster.pipeline.walk import FoundFile
@@ -37,7 +37,7 @@ class Analyzer(Protocol):
         """Where the models run (its ``label`` is shown in the summary)."""
         ...
 
-    def analyze_many(self, images: Iterable[bytes]) -> Iterator[AnalysisResult]:
+    def analyze_many(self, images: Iterable[Any]) -> Iterator[AnalysisResult]:
         """One result per input, in input order; a photo that cannot be decoded carries its error."""
         ...
 

@@ -7,14 +7,14 @@ leaves the folder locked.
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 from facecluster.errors import OutputBusy, StorageError
 
 LOCK_FILE = ".lock"
 
-if os.name == "nt":  # pragma: no cover - exercised on Windows only
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
     def _try_lock(handle) -> bool:
