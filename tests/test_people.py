@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,29 @@ def test_an_index_with_damaged_pages_is_a_clear_error(library, command):
     index.write_bytes(bytes(data))
     code, _, stderr = run(*command, "-o", out)
     assert code == 4 and "index.sqlite" in stderr and "Traceback" not in stderr
+
+
+@pytest.fixture()
+def read_only_copy(library, tmp_path):
+    """The output folder on a read-only mount (a backup on read-only media), unmounted afterwards."""
+    _, out = library
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    bind = subprocess.run(["mount", "--bind", str(out), str(mount)], capture_output=True)
+    if bind.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {bind.stderr.decode(errors='replace').strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True, capture_output=True)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_people_and_find_read_an_output_folder_on_read_only_media(library, read_only_copy):
+    assert not (read_only_copy / "index.sqlite-shm").exists()
+    before = {p.name: p.stat().st_mtime_ns for p in read_only_copy.iterdir()}
+    code, stdout, stderr = run("people", "-o", read_only_copy, "--json")
+    assert code == 0 and len(json.loads(stdout)) == 3, stderr
+    code, stdout, stderr = run("find", EXAMPLES / f"{SERENA}_0003.jpg", "-o", read_only_copy, "--json")
+    assert code == 0 and json.loads(stdout)[0]["matches"][0]["accepted"], stderr
+    assert {p.name: p.stat().st_mtime_ns for p in read_only_copy.iterdir()} == before

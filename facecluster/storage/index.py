@@ -119,6 +119,25 @@ def _relative(key: bytes) -> str:
     return os.fsdecode(key)
 
 
+def _open_readonly(path: Path) -> tuple[sqlite3.Connection, set[str]]:
+    """A read-only connection and the index's table names, never writing the index.
+
+    SQLite cannot read a WAL database read-only from a folder it cannot write to (read-only media,
+    a backup) unless the ``-shm`` file exists; there, and only there, the file is opened as
+    immutable, which is safe because nothing can write it.
+    """
+    query = "SELECT name FROM sqlite_master WHERE type='table'"
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+    try:
+        return db, {row[0] for row in db.execute(query)}
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
+    return db, {row[0] for row in db.execute(query)}
+
+
 class FaceIndex:
     """Open (or create) the index in ``folder``; ``readonly`` opens an existing one untouched."""
 
@@ -128,8 +147,7 @@ class FaceIndex:
         self._depth = 0
         try:
             if readonly:
-                self.db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, isolation_level=None)
-                tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                self.db, tables = _open_readonly(self.path)
                 if not {"meta", "photos", "contents", "faces"} <= tables:
                     raise IndexUnavailable(
                         f"{self.path}: not a current face index; run 'facecluster scan' to update it"
