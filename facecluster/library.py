@@ -21,7 +21,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +149,7 @@ class Library:
         with _reading(out) as index:
             root = index.root()
         if root is None:
-            with OutputLock(out):  # OutputBusy while a first scan is still writing it
+            with suppress(StorageError), OutputLock(out):  # OutputBusy while a first scan is still writing it
                 pass
             raise NoLibrary(f"{out}: the index predates people support; run 'facecluster scan' once more")
         return cls(root, out, load_analyzer)
@@ -296,13 +296,18 @@ def _reading(output: Path) -> Iterator[FaceIndex]:
     try:
         index = FaceIndex(output, readonly=True)
     except IndexUnavailable as error:
-        raise IndexUnavailable(f"{error}{_NEW_INDEX_HINT}") from error
+        raise IndexUnavailable(f"{error}{_hint(error.__cause__)}") from error
     try:
         yield index
     except sqlite3.DatabaseError as error:
-        raise IndexUnavailable(f"{index.path}: cannot read the face index ({error}){_NEW_INDEX_HINT}") from error
+        raise IndexUnavailable(f"{index.path}: cannot read the face index ({error}){_hint(error)}") from error
     finally:
         index.close()
+
+
+def _hint(error: BaseException | None) -> str:
+    """Advice for an index that cannot be read: a passing failure (locked, unreadable) gets none."""
+    return "" if isinstance(error, sqlite3.OperationalError) else _NEW_INDEX_HINT
 
 
 @contextmanager

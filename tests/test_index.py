@@ -35,3 +35,17 @@ def test_a_failed_outer_block_commits_nothing(tmp_path):
     assert names(other) == []
     other.close()
     index.close()
+
+
+def test_a_full_disk_inside_a_nested_block_reports_the_full_disk(tmp_path):
+    import sqlite3
+
+    index = FaceIndex(tmp_path)
+    pages = index.db.execute("PRAGMA page_count").fetchone()[0]
+    index.db.execute(f"PRAGMA max_page_count = {pages + 2}")
+    with pytest.raises(sqlite3.OperationalError, match="full"), index.transaction(), index.transaction():
+        index.db.execute("INSERT INTO meta VALUES ('big', ?)", ("x" * 100_000,))
+    assert not index.db.in_transaction
+    index.db.execute("INSERT INTO people (name) VALUES ('after')")
+    assert names(index) == ["after"]
+    index.close()

@@ -50,7 +50,7 @@ def find_command(query: str, output: Path, as_json: bool, device: str) -> None:
         for result in found
     ]
     if as_json:
-        click.echo(json.dumps(results))
+        click.echo(json.dumps([{**result, "query": display_text(result["query"])} for result in results]))
     else:
         for result in results:
             click.echo(result["query"])

@@ -53,7 +53,7 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, template: np.ndarray = TE
     """
     matrix = similarity_transform(np.asarray(landmarks, dtype=np.float64), template)
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    image = Image.fromarray(rgb)
+    image = None
     reduction = int(1.0 / scale) if scale > 0 else 1
     if reduction >= 2:
         inverse = _invert(matrix)
@@ -62,11 +62,13 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, template: np.ndarray = TE
         left, top = np.floor(footprint.min(axis=0)).astype(int) - reduction
         right, bottom = np.ceil(footprint.max(axis=0)).astype(int) + reduction
         left, top = max(0, left), max(0, top)
-        right, bottom = min(image.width, right), min(image.height, bottom)
+        right, bottom = min(rgb.shape[1], right), min(rgb.shape[0], bottom)
         if right - left >= reduction and bottom - top >= reduction:
             image = Image.fromarray(np.ascontiguousarray(rgb[top:bottom, left:right])).reduce(reduction)
             offset = np.array([left, top], dtype=np.float64)
             matrix = similarity_transform((np.asarray(landmarks) - offset) / reduction, template)
+    if image is None:
+        image = Image.fromarray(rgb)
     inverse = _invert(matrix)
     chip = image.transform(
         (CHIP_SIZE, CHIP_SIZE),

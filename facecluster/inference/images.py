@@ -1,14 +1,15 @@
 """Decode a photo into an upright 8-bit RGB image, whatever its format or mode.
 
 Importing this module changes nothing in Pillow: the HEIC/HEIF opener is registered on the first
-decode, and Pillow's own decompression-bomb check is lifted only while ``load_image`` decodes (under
-a lock, restored after), so that this module can apply its own limit after choosing a reduced JPEG
-decode size. Crops elsewhere are made with numpy, so they never meet Pillow's limit.
+decode, and Pillow's own decompression-bomb limit is loosened only while ``load_image`` decodes
+(under a lock, restored after), so that this module can apply its own limit after choosing a
+reduced JPEG decode size. Crops elsewhere are made with numpy, so they never meet Pillow's limit.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import threading
 import warnings
 from collections.abc import Iterator
@@ -45,6 +46,10 @@ class LoadedImage:
 
 
 _PILLOW_SETTINGS = threading.RLock()
+_host_limit: list[int | None] = []
+"""Pillow's limit as the host had it, while a decode has it loosened."""
+_LIFTED_PIXEL_LIMIT = MAX_DECLARED_PIXELS * 32
+"""Pillow refuses twice this: more pixels than an 8 x 8 JPEG draft can bring under MAX_DECLARED_PIXELS."""
 _heif_registered: bool | None = None
 
 
@@ -64,14 +69,33 @@ def heif_supported() -> bool:
 
 @contextmanager
 def _own_pixel_limit() -> Iterator[None]:
-    """Lift Pillow's pixel limit while a photo is decoded (``load_image`` checks after draft); restored after."""
+    """Loosen Pillow's pixel limit while a photo is decoded (``load_image`` checks after draft); restored after.
+
+    Pillow still refuses what no JPEG draft could bring under MAX_DECLARED_PIXELS, so other threads
+    of a host application keep a bound meanwhile.
+    """
     with _PILLOW_SETTINGS:
         previous = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
+        if previous is not None:
+            Image.MAX_IMAGE_PIXELS = max(previous, _LIFTED_PIXEL_LIMIT)
+        _host_limit.append(previous)
         try:
             yield
         finally:
-            Image.MAX_IMAGE_PIXELS = previous
+            Image.MAX_IMAGE_PIXELS = _host_limit.pop()
+
+
+def _after_fork_in_child() -> None:
+    """A child forked during a decode gets a free lock and the host's own limit back."""
+    global _PILLOW_SETTINGS
+    _PILLOW_SETTINGS = threading.RLock()
+    if _host_limit:
+        Image.MAX_IMAGE_PIXELS = _host_limit[0]
+        _host_limit.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -55,9 +56,15 @@ class Progress:
 def read_file(path: Path) -> bytes:
     """A photo file's bytes, in one read; OSError when it cannot be read or is too large."""
     with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
+        facts = os.fstat(handle.fileno())
+        if not stat.S_ISREG(facts.st_mode):
+            raise OSError("not a regular file")
+        if facts.st_size > MAX_FILE_BYTES:
             raise OSError(f"larger than {MAX_FILE_BYTES >> 30} GiB; not read")
-        return handle.read()
+        data = handle.read(facts.st_size + 1)
+    if len(data) > facts.st_size:
+        raise OSError("file grew while it was read")
+    return data
 
 
 def _reason(error: OSError) -> str:
@@ -78,7 +85,7 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
     """Contents handed to the analyzer, in order, with their EXIF."""
     known: list[StoredPhoto] = []
     finished: set[str] = set()
-    """Contents analysed by this run (also those that could not be decoded: not retried twice)."""
+    """Contents this run could not decode (the index retries them, but not twice in one run)."""
 
     def flush_known() -> None:
         index.record_paths(known)
@@ -110,7 +117,8 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
     for result in analyzer.analyze_many(new_contents()):
         sha, metadata = queue.popleft()
         index.record_analysis(_content(sha, result, metadata), result.faces, waiting.pop(sha))
-        finished.add(sha)
+        if result.error is not None:
+            finished.add(sha)
         analysed += 1
         progress.advance(len(result.faces))
     flush_known()

@@ -123,8 +123,8 @@ def _open_readonly(path: Path) -> tuple[sqlite3.Connection, set[str]]:
     """A read-only connection and the index's table names, never writing the index.
 
     SQLite cannot read a WAL database read-only from a folder it cannot write to (read-only media,
-    a backup) unless the ``-shm`` file exists; there, and only there, the file is opened as
-    immutable, which is safe because nothing can write it.
+    a backup) unless the ``-shm`` file exists; there, when no ``-wal`` file holds changes the
+    index lacks, the file is opened as immutable.
     """
     query = "SELECT name FROM sqlite_master WHERE type='table'"
     db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
@@ -132,8 +132,9 @@ def _open_readonly(path: Path) -> tuple[sqlite3.Connection, set[str]]:
         return db, {row[0] for row in db.execute(query)}
     except sqlite3.OperationalError:
         db.close()
-        if os.access(path.parent, os.W_OK):
-            raise
+        wal = path.with_name(path.name + "-wal")
+        if os.access(path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+            raise  # immutable would ignore the changes still in the -wal file
     db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
     return db, {row[0] for row in db.execute(query)}
 
@@ -291,11 +292,13 @@ class FaceIndex:
             try:
                 yield
             except BaseException:
-                self.db.execute(f"ROLLBACK TO {savepoint}")
+                if self.db.in_transaction:  # SQLite may have rolled everything back already (disk full)
+                    self.db.execute(f"ROLLBACK TO {savepoint}")
                 raise
             finally:
                 self._depth -= 1
-                self.db.execute(f"RELEASE {savepoint}")
+                if self.db.in_transaction:
+                    self.db.execute(f"RELEASE {savepoint}")
             return
         self.db.execute("BEGIN IMMEDIATE")
         self._depth = 1
@@ -303,29 +306,30 @@ class FaceIndex:
             yield
         except BaseException:
             self._depth = 0
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         self._depth = 0
         self.db.execute("COMMIT")
 
 
 class ThumbnailReader:
-    """Reads face thumbnails on demand: through ``index`` while it is open, then on a read-only connection.
+    """Reads face thumbnails on demand: through ``index`` while it is open, else on a brief read-only connection.
 
     Handed out with the faces of a scan or a correction, so a thumbnail can still be read (by a
-    caller of the library) after the connection that wrote the faces is closed. No second
-    connection is opened while ``index`` is open, so the writer stays the last to close and leaves
-    a checkpointed index behind.
+    caller of the library) after the connection that wrote the faces is closed. No connection is
+    kept open beyond one read, so a later writer stays the last to close and checkpoints the index.
     """
 
     def __init__(self, index: FaceIndex) -> None:
         self.index = index
-        self._own: FaceIndex | None = None
 
     def __call__(self, face_id: int) -> bytes:
         """The JPEG thumbnail of a face (empty when none)."""
         if not self.index.closed:
             return self.index.thumbnail(face_id)
-        if self._own is None:
-            self._own = FaceIndex(self.index.path.parent, readonly=True)
-        return self._own.thumbnail(face_id)
+        index = FaceIndex(self.index.path.parent, readonly=True)
+        try:
+            return index.thumbnail(face_id)
+        finally:
+            index.close()
