@@ -47,12 +47,6 @@ def _grouped(faces: list[StoredFace], corrections: Corrections) -> list[StoredFa
     ]
 
 
-def _present_faces(index: FaceIndex) -> list[StoredFace]:
-    """Faces of contents that some indexed path still holds."""
-    held = {p.sha256 for p in index.photos().values() if p.sha256 and not p.error}
-    return [f for f in index.faces() if f.sha256 in held]
-
-
 def regroup(index: FaceIndex, grouping: GroupingOptions) -> None:
     """Group the indexed faces, honouring corrections, and record which person each group is.
 
@@ -60,7 +54,7 @@ def regroup(index: FaceIndex, grouping: GroupingOptions) -> None:
     """
     people = People(index)
     corrections = people.corrections()
-    good = _grouped(_present_faces(index), corrections)
+    good = _grouped(index.faces(), corrections)
     seeds, apart = corrections.constraints([f.face_id for f in good])
     labels = group_embeddings(
         np.stack([f.embedding for f in good]) if good else np.zeros((0, 128), np.float32),

@@ -235,10 +235,14 @@ class FaceIndex:
         return {r[0]: StoredContent(*r) for r in rows}
 
     def faces(self, embeddings: bool = True) -> list[StoredFace]:
-        """Every face of every content, in id order; without ``embeddings`` their vectors are left empty."""
+        """Every face of a content some readable path still holds, in id order.
+
+        Without ``embeddings`` their vectors are left empty.
+        """
         vector = "embedding" if embeddings else "NULL"
         rows = self.db.execute(
-            f"SELECT id, sha256, x1, y1, x2, y2, score, size, sharpness, {vector} FROM faces ORDER BY id"
+            f"SELECT id, sha256, x1, y1, x2, y2, score, size, sharpness, {vector} FROM faces"
+            " WHERE sha256 IN (SELECT sha256 FROM photos WHERE error IS NULL) ORDER BY id"
         )
         empty = np.zeros(0, np.float32)
         return [
