@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -43,6 +45,46 @@ class LoadedImage:
         """(width, height) of the upright photo at full resolution."""
         height, width = self.rgb.shape[:2]
         return round(width * self.scale), round(height * self.scale)
+
+
+class NotRegularFile(OSError):
+    """A path naming a directory, FIFO, device or socket: refused instead of read (which could block)."""
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _require_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
+        raise NotRegularFile(f"not a regular file ({kind})")
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a regular file for binary reading; raise ``NotRegularFile`` for anything else, never blocking.
+
+    The path is checked with ``os.stat`` before it is opened, opened with ``O_NONBLOCK`` where the
+    platform has it (so a FIFO or device swapped in meanwhile cannot block the open) and checked
+    again with ``fstat``. Other failures (missing, permission denied) raise their own ``OSError``.
+    """
+    _require_regular(os.stat(path).st_mode)
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_RDONLY | nonblocking | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
+    try:
+        _require_regular(os.fstat(descriptor).st_mode)
+        if nonblocking:
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 _PILLOW_SETTINGS = threading.RLock()
@@ -126,15 +168,18 @@ def _upright(image: Image.Image) -> Image.Image:
 def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SIDE) -> LoadedImage:
     """Read a photo file, or a photo file's bytes, as an upright RGB image (first frame of animations).
 
+    A path that is not a regular file (a FIFO, device, socket or directory) is refused without
+    being read (``open_regular``).
+
     Large JPEGs are decoded at reduced size (Pillow draft mode) so that their long
     side stays at least ``decode_side``. Raises ``ImageLoadError`` with a reason.
     """
     heif_supported()
-    opened = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else Path(source)
     try:
-        with warnings.catch_warnings():
+        stream = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else open_regular(source)
+        with stream, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with _own_pixel_limit(), Image.open(opened) as image:
+            with _own_pixel_limit(), Image.open(stream) as image:
                 full_width, full_height = image.size
                 if full_width < 1 or full_height < 1:
                     raise ImageLoadError("image has no pixels")
@@ -154,10 +199,10 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
                 rgb = _to_rgb(_upright(image))
     except ImageLoadError:
         raise
+    except NotRegularFile as error:
+        raise ImageLoadError(str(error)) from error
     except FileNotFoundError as error:
         raise ImageLoadError("file not found") from error
-    except IsADirectoryError as error:
-        raise ImageLoadError("is a directory") from error
     except PermissionError as error:
         raise ImageLoadError("permission denied") from error
     except UnidentifiedImageError as error:

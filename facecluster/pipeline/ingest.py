@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from facecluster.inference.exif import PhotoMetadata, read_metadata
+from facecluster.inference.images import open_regular
 from facecluster.pipeline.walk import FoundFile
 from facecluster.storage.index import FaceIndex, StoredContent, StoredPhoto
 from facecluster.types import AnalysisResult
@@ -54,11 +54,10 @@ class Progress:
 
 
 def read_file(path: Path) -> bytes:
-    """A photo file's bytes, in one read; OSError when it cannot be read or is too large."""
-    with open(path, "rb") as handle:
+    """A photo file's bytes, in one read; OSError when it cannot be read, is too large or is not a
+    regular file (a FIFO or device is refused without blocking: ``open_regular``)."""
+    with open_regular(path) as handle:
         facts = os.fstat(handle.fileno())
-        if not stat.S_ISREG(facts.st_mode):
-            raise OSError("not a regular file")
         if facts.st_size > MAX_FILE_BYTES:
             raise OSError(f"larger than {MAX_FILE_BYTES >> 30} GiB; not read")
         data = handle.read(facts.st_size + 1)
