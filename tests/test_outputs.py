@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -150,7 +151,7 @@ def test_albums_hold_each_persons_photos(outcome: ScanOutcome, tmp_path: Path, m
             if mode == "symlink":
                 assert entry.is_symlink()
                 target = Path(os.readlink(entry))
-                assert target.is_absolute() and target in candidates
+                assert target.is_absolute() and target in {path.resolve() for path in candidates}
                 assert entry.read_bytes() == target.read_bytes()
             else:
                 assert not entry.is_symlink()
@@ -197,16 +198,48 @@ def test_albums_refuse_targets_outside_root(outcome: ScanOutcome, tmp_path: Path
     assert snapshot(output) == before
 
 
-def test_albums_refuse_a_link_escaping_root(outcome: ScanOutcome, tmp_path: Path) -> None:
-    secret = tmp_path / "secret.jpg"
-    secret.write_bytes(b"secret")
-    sneaky = outcome.root / "sneaky.jpg"
-    sneaky.symlink_to(secret)
-    info = Photo(path=sneaky, relative="sneaky.jpg", taken=None, camera=None, width=1, height=1)
+@pytest.mark.parametrize("mode", ["symlink", "copy", "hardlink"])
+def test_albums_lead_to_the_real_file_behind_a_link(outcome: ScanOutcome, tmp_path: Path, mode: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = elsewhere / "real.jpg"
+    real.write_bytes(b"outside the photo folder")
+    (elsewhere / "up").symlink_to(elsewhere, target_is_directory=True)
+    linked = outcome.root / "linked.jpg"
+    linked.symlink_to(elsewhere / "up" / "real.jpg")  # a chain of links
+    info = Photo(path=linked, relative="linked.jpg", taken=None, camera=None, width=1, height=1)
     outcome.unsorted.append(FaceRecord(98, info, (0, 0, 1, 1), 0.9, 1.0, 1.0, True, b""))
-    with pytest.raises(ValueError, match="outside"):
-        write_albums(outcome, tmp_path / "out", "copy")
-    assert not (tmp_path / "out" / "people").exists()
+    write_albums(outcome, tmp_path / "out", mode)
+    entry = tmp_path / "out" / "people" / "unsorted" / "linked.jpg"
+    assert entry.read_bytes() == b"outside the photo folder"
+    if mode == "symlink":
+        assert os.readlink(entry) == os.path.realpath(real)
+    else:
+        assert not entry.is_symlink()
+        assert (entry.stat().st_ino == real.stat().st_ino) == (mode == "hardlink")
+
+
+def test_hard_links_fall_back_to_copies_photo_by_photo(
+    outcome: ScanOutcome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = os.link
+
+    def other_device(source: str | os.PathLike[str], entry: str | os.PathLike[str]) -> None:
+        if "2020" in os.fspath(source):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        link(source, entry)
+
+    monkeypatch.setattr(os, "link", other_device)
+    write_albums(outcome, tmp_path / "out", "hardlink")
+    album = tmp_path / "out" / "people" / "alice"
+    for name, original in [
+        ("alice1.jpg", "2020/alice1.jpg"),
+        ("alice2.jpg", "2020/alice2.jpg"),
+        ("group.jpg", "2021/group.jpg"),
+    ]:
+        source = outcome.root / original
+        assert (album / name).read_bytes() == source.read_bytes()
+        assert ((album / name).stat().st_ino == source.stat().st_ino) == name.startswith("group")
 
 
 @pytest.mark.parametrize("key", ["", "..", "a/b", "unsorted", ".hidden"])

@@ -39,7 +39,13 @@ from facecluster.pipeline.plan import ScanOptions
 )
 @click.option("--include-hidden", is_flag=True, help="Also scan hidden files and folders.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths or names matching GLOB (repeatable).")
-@click.option("--follow-symlinks", is_flag=True, help="Follow symbolic links (loops are detected).")
+@click.option(
+    "--follow-symlinks/--no-follow-symlinks",
+    default=True,
+    show_default=True,
+    help="Follow symbolic links to photos and folders, also outside PHOTOS (loops are detected; albums point at "
+    "the real files). Links not followed are listed as skipped, with the reason.",
+)
 @method_option
 @threshold_option
 @click.option("--dry-run", is_flag=True, help="List what would be analysed and removed; write nothing.")

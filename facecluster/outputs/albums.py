@@ -37,15 +37,17 @@ def write_albums(outcome: ScanOutcome, output: Path, mode: str = "symlink") -> N
 
     ``mode`` picks how each album entry refers to its photo:
 
-    - ``"symlink"``: a symbolic link holding the absolute path of the original photo;
+    - ``"symlink"``: a symbolic link holding the absolute, link-free path of the original photo;
     - ``"copy"``: a copy made with :func:`shutil.copy2` (the original is only read);
-    - ``"hardlink"``: a hard link to the original. Where a hard link cannot be made (the output
-      is on another device or file system, or the file system has no hard links) the photo is
-      copied instead, without error.
+    - ``"hardlink"``: a hard link to the original. Where a hard link cannot be made (the photo
+      is on another device or file system, the file system has no hard links, or the photo is
+      not the user's own) that photo is copied instead, without error.
 
-    Every photo must lie inside ``outcome.root`` (after resolving links on both sides), and every
-    person key must be a plain folder name other than ``unsorted``; otherwise :class:`ValueError`
-    is raised before anything is written. Nothing is written outside ``output``: the new albums
+    A photo found through symbolic links (perhaps leading out of the scanned folder) gets an
+    entry for the file they lead to, so the albums work wherever they are viewed from. Every
+    photo's path must lie inside ``outcome.root`` (before resolving links), and every person key
+    must be a plain folder name other than ``unsorted``; otherwise :class:`ValueError` is raised
+    before anything is written. Nothing is written outside ``output``: the new albums
     are built in a temporary folder inside it, then renamed into place. Photos that vanished since
     the scan are left out (with a logged warning) in copy and hard-link modes.
     """
@@ -64,11 +66,11 @@ def write_albums(outcome: ScanOutcome, output: Path, mode: str = "symlink") -> N
             album = build / folder
             album.mkdir()
             for name, photo in _entry_names(photos):
-                _place(photo.path, album / name, mode, fallback)
+                _place(Path(os.path.realpath(photo.path)), album / name, mode, fallback)
         no_faces = sorted({photo.relative for photo in outcome.no_faces})
         (build / NO_FACES).write_bytes(b"".join(fs_bytes(rel) + b"\n" for rel in no_faces))
         if fallback[0]:
-            log.warning("hard links are not possible from %s to the photos; copied them instead", output)
+            log.warning("hard links are not possible from %s to some photos; copied those instead", output)
         swap_in(build, output / PEOPLE, _OLD_PREFIX)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -102,15 +104,17 @@ def _plan(outcome: ScanOutcome) -> dict[str, list[Photo]]:
 
 
 def _check_targets(root: Path, photos: Iterable[Photo]) -> None:
-    """Raise ValueError unless every photo is an absolute path inside the scanned folder."""
-    resolved_root = Path(root).resolve()
+    """Raise ValueError unless every photo's path is absolute, without '..', below the scanned folder.
+
+    The path itself is checked, not where its links lead: a followed link may lead anywhere.
+    """
+    roots = {Path(os.path.abspath(root)), Path(root).resolve()}
     for photo in photos:
         path = Path(photo.path)
         if not path.is_absolute():
             raise ValueError(f"photo path is not absolute: {path}")
-        target = path.resolve()
-        if target != resolved_root and resolved_root not in target.parents:
-            raise ValueError(f"photo {path} lies outside the scanned folder {resolved_root}; not linking it")
+        if ".." in path.parts or roots.isdisjoint(path.parents):
+            raise ValueError(f"photo {path} lies outside the scanned folder {root}; not linking it")
 
 
 def _entry_names(photos: list[Photo]) -> list[tuple[str, Photo]]:
@@ -140,13 +144,13 @@ def _entry_names(photos: list[Photo]) -> list[tuple[str, Photo]]:
 
 
 def _place(source: Path, entry: Path, mode: str, fallback: list[bool]) -> None:
-    """Create one album entry for ``source``; ``fallback[0]`` is set once hard links fail."""
+    """Create one album entry for ``source``; ``fallback[0]`` is set once a hard link had to be a copy."""
     if mode == "symlink":
         os.symlink(source, entry)
         return
-    if mode == "hardlink" and not fallback[0]:
+    if mode == "hardlink":
         try:
-            os.link(source, entry, follow_symlinks=True)
+            os.link(source, entry)
             return
         except FileNotFoundError:
             log.warning("photo vanished since the scan, left out of the albums: %s", source)

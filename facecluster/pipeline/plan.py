@@ -18,7 +18,8 @@ class ScanOptions:
 
     include_hidden: bool = False
     exclude: tuple[str, ...] = ()
-    follow_symlinks: bool = False
+    follow_symlinks: bool = True
+    """Follow symbolic links to photos and folders, wherever they lead (loops are detected)."""
     grouping: GroupingOptions = field(default_factory=GroupingOptions)
     device: str = "auto"
     xmp: bool = False
