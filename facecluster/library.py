@@ -17,17 +17,19 @@ albums, people.json, report.html and XMP sidecars are outputs, rewritten after e
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from facecluster.errors import IndexUnavailable, InvalidInput, NoLibrary, PeopleError, StorageError
+from facecluster.errors import IndexUnavailable, InvalidInput, NoLibrary, OutputBusy, PeopleError, StorageError
 from facecluster.grouping import GroupingOptions
 from facecluster.outputs import write_outputs
 from facecluster.outputs.xmp import SidecarReport, write_sidecars
@@ -36,16 +38,24 @@ from facecluster.pipeline.people import read_outcome, regroup
 from facecluster.pipeline.plan import ScanOptions, ScanPlan, check_folders, plan_scan
 from facecluster.pipeline.recognition import Gallery
 from facecluster.pipeline.scan import scan_into
+from facecluster.storage.history import Change, History
 from facecluster.storage.index import INDEX_FILE, FaceIndex
-from facecluster.storage.lock import OutputLock
+from facecluster.storage.lock import OutputLock, signals_deferred
 from facecluster.storage.people import People
 from facecluster.types import FindResult, Match, Person, ScanOutcome
 
 DEFAULT_OUTPUT = Path("facecluster-output")
+STALE_KEY = "outputs_stale"
+"""Meta key set while the outputs are behind the index (between a change's commit and their rewrite)."""
+FACES_SHOWN = 8
+"""Face ids listed in a message before '... and N more'."""
 FIND_LIMIT = 3
 """How many nearest people ``find`` reports per face."""
 _WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT)
-_NEW_INDEX_HINT = "; move it aside to start a new index"
+_NEW_INDEX_HINT = (
+    "; restore index.sqlite from a backup (README: 'Backing up'), or rename it to start a new index"
+    " (the renamed file keeps everything it holds)"
+)
 
 
 def load_face_analyzer(device: str) -> Analyzer:
@@ -55,62 +65,114 @@ def load_face_analyzer(device: str) -> Analyzer:
     return FaceAnalyzer(device=device, thumbnails=True)
 
 
+def _faces_text(faces: list[int]) -> str:
+    """'f3, f9 and 12 more' for messages."""
+    shown = ", ".join(f"f{face}" for face in faces[:FACES_SHOWN])
+    return shown + (f" and {len(faces) - FACES_SHOWN} more" if len(faces) > FACES_SHOWN else "")
+
+
 class PeopleEditor:
     """The corrections of one ``Library.corrections()`` block: all applied together, or none.
 
-    People are given as an id (7 or '7'), a 'person_0007' key or a current name; faces as ids.
+    People are given as 'p7', 'person_0007', a current name (any case) or an id (7); faces as
+    'f12' or an id. A bare number that is both a person's and a face's id is refused as ambiguous.
+    Each method adds what it did, in words, to ``effects``.
     """
 
-    def __init__(self, people: People) -> None:
+    def __init__(self, people: People, effects: list[str]) -> None:
         self._people = people
+        self.effects = effects
+        """What the block did so far, one line per change (shown by the CLI and kept in the history)."""
         self.outcome: ScanOutcome | None = None
         """The regrouped library, once the block has been applied."""
 
     def person(self, person: int | str) -> int:
-        """The id of a person given as an id, a key or a name; PeopleError when there is none."""
-        return self._people.resolve(str(person))
+        """The id of a person; PeopleError (with suggestions) when there is none."""
+        return self._people.resolve(f"p{person}" if isinstance(person, int) else person)
 
     def face(self, face: int | str) -> int:
         """A face id that exists in the index; PeopleError otherwise."""
-        return self._people.face(str(face))
+        return self._people.face(f"f{face}" if isinstance(face, int) else face)
 
     def name(self, person: int | str, name: str) -> int:
         """Name a person (their faces become confirmed); returns their id."""
         person_id = self.person(person)
+        before = self._people.label(person_id)
         self._people.name(person_id, name)
+        count = len(self._people.faces_of(person_id))
+        self.effects.append(f"named {before} {name.strip()!r} ({count} faces, now confirmed)")
         return person_id
 
     def merge(self, person: int | str, other: int | str) -> int:
-        """Make ``other`` part of ``person``, who keeps id and name; returns that id."""
-        keep = self.person(person)
-        self._people.merge(keep, self.person(other))
+        """Make ``other`` part of ``person``, who keeps id and name (or takes ``other``'s); returns that id."""
+        keep, gone = self.person(person), self.person(other)
+        gone_label, faces = self._people.label(gone), self._people.faces_of(gone)
+        self._people.merge(keep, gone)
+        self.effects.append(f"merged {gone_label} ({_faces_text(faces)}) into {self._people.label(keep)}")
         return keep
 
     def split(self, person: int | str, faces: list[int | str]) -> int:
         """Take ``faces`` out of ``person`` into a new person; returns the new id."""
         person_id = self.person(person)
-        return self._people.split(person_id, [self.face(f) for f in faces])
+        ids = [self.face(f) for f in faces]
+        new = self._people.split(person_id, ids)
+        self.effects.append(
+            f"split {_faces_text(ids)} out of {self._people.label(person_id)} into the new person p{new}"
+        )
+        return new
 
     def move(self, face: int | str, person: int | str, create: bool = False) -> int:
         """``face`` is ``person``, and not whoever had it before; returns the person's id.
 
-        With ``create``, a ``person`` that is neither an id, a key nor a current name becomes a new
-        person of that name.
+        With ``create``, a ``person`` that is no current name becomes a new person of that name;
+        without it, PeopleError (with "did you mean").
         """
         face_id = self.face(face)
         try:
             target = self.person(person)
         except PeopleError:
-            if not create or re.fullmatch(r"(?:person_)?\d+", str(person).strip()):
+            if not create or not isinstance(person, str) or _looks_like_id(person):
                 raise
-            target = self._people.create(str(person))
+            target = self._people.create(person)
+            self.effects.append(f"created the person {self._people.label(target)}")
+        current = self._people.person_of(face_id)
+        source = "unsorted" if current is None else self._people.label(current)
         self._people.move(face_id, target)
+        self.effects.append(f"moved f{face_id} from {source} to {self._people.label(target)}")
         return target
 
-    def forget(self, faces: list[int | str]) -> None:
-        """These faces are nobody to group (not a face, or a stranger): they stay unsorted."""
-        for face in faces:
-            self._people.forget(self.face(face))
+    def forget(self, references: list[int | str]) -> list[int]:
+        """These faces (or every face of these people: 'p7', a name) are nobody to group; returns the face ids.
+
+        Forgotten faces stay unsorted: not a face, or a stranger.
+        """
+        forgotten: list[int] = []
+        for reference in references:
+            if isinstance(reference, str) and _names_person(reference):
+                person = self.person(reference)
+                label, faces = self._people.label(person), self._people.faces_of(person)
+                for face in faces:
+                    self._people.forget(face)
+                self.effects.append(f"forgot every face of {label}: {_faces_text(faces)} (now unsorted)")
+                forgotten += faces
+                continue
+            face = self.face(reference)
+            current = self._people.person_of(face)
+            self._people.forget(face)
+            was = "unsorted" if current is None else f"in {self._people.label(current)}"
+            self.effects.append(f"forgot f{face} (was {was}; now unsorted)")
+            forgotten.append(face)
+        return forgotten
+
+
+def _looks_like_id(text: str) -> bool:
+    return bool(re.fullmatch(r"\s*(?:[pPfF]|person_)?\d+\s*", text))
+
+
+def _names_person(text: str) -> bool:
+    """Whether a forget argument names a person (p7, person_0007 or a name) rather than a face."""
+    stripped = text.strip()
+    return not re.fullmatch(r"(?:[fF])?\d+", stripped)
 
 
 class Library:
@@ -152,7 +214,9 @@ class Library:
             with suppress(StorageError), OutputLock(out):  # OutputBusy while a first scan is still writing it
                 pass
             raise NoLibrary(f"{out}: the index predates people support; run 'facecluster scan' once more")
-        return cls(root, out, load_analyzer)
+        library = cls(root, out, load_analyzer)
+        library._catch_up()
+        return library
 
     def plan(self, options: ScanOptions | None = None) -> ScanPlan:
         """What ``scan`` would analyse and remove; writes nothing anywhere."""
@@ -180,7 +244,9 @@ class Library:
                     "xmp": "1" if options.xmp else "",
                 }
             )
+            index.set_meta({STALE_KEY: "1"})
             write_outputs(outcome, self.output, album_mode, options.xmp)
+            index.set_meta({STALE_KEY: ""})
         return outcome
 
     def outcome(self) -> ScanOutcome:
@@ -193,32 +259,100 @@ class Library:
         return self.outcome().people
 
     def person(self, reference: int | str) -> Person:
-        """One person by id, album folder name or name; PeopleError when there is none."""
-        text = str(reference)
-        for person in self.people():
-            if text in (str(person.id), person.album, person.name):
+        """One person by 'p7', 'person_0007', a name (any case) or an id; PeopleError when there is none."""
+        with _reading(self.output) as index:
+            people = People(index)
+            person_id = people.resolve(f"p{reference}" if isinstance(reference, int) else reference)
+            label = people.label(person_id)
+            outcome = read_outcome(index, self.photos, _grouping(index), [])
+        for person in outcome.people:
+            if person.id == person_id:
                 return person
-        raise PeopleError(f"no person {text!r} in {self.output}")
+        raise PeopleError(f"{label} has no face in a photo present now (their photos are missing)")
 
     @contextmanager
-    def corrections(self) -> Iterator[PeopleEditor]:
+    def corrections(self, command: str | None = None) -> Iterator[PeopleEditor]:
         """Correct people in a block: on leaving it every change is committed, the faces regrouped once
         and the outputs rewritten once; an exception in the block leaves everything as it was.
+
+        The block is one entry of the history (``command`` says what was run; by default the
+        effects), and ``undo()`` takes it back.
 
         ```python
         with library.corrections() as edit:
             alice = edit.name(7, "Alice")
             edit.merge(alice, 12)
-        print(edit.outcome.stats.people)
+        print(edit.effects, edit.outcome.stats.people)
         ```
         """
-        with _writing(self.output) as index:
-            editor = PeopleEditor(People(index))
-            grouping = _grouping(index)
-            with index.transaction():
+        with _writing(self.output) as index, self._changing(index) as change:
+            history = History(index)
+            with history.recording(command or "") as effects:
+                editor = PeopleEditor(People(index), effects)
                 yield editor
+        editor.outcome = change.outcome
+
+    def undo(self) -> Change:
+        """Take back the newest change not undone yet (repeatable: each call goes one further back).
+
+        Returns the change that was undone; PeopleError when there is none. The grouping and the
+        outputs return to what they were before that change.
+        """
+        with _writing(self.output) as index, self._changing(index):
+            history = History(index)
+            change = history.last_undoable()
+            history.undo(change)
+        return change
+
+    def history(self, limit: int | None = None) -> list[Change]:
+        """Every recorded change (corrections, prunes, undos), newest first."""
+        with _reading(self.output) as index:
+            rows = index.db.execute(
+                "SELECT id, time, command, effects, undoes, undone_by FROM changes ORDER BY id DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            )
+            return [Change(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+
+    def missing(self) -> dict[str, list[str]]:
+        """Photos no scan found any more, by content: their paths (relative to the photo folder)."""
+        with _reading(self.output) as index:
+            return index.missing_contents()
+
+    def prune(self, dry_run: bool = False) -> PruneReport:
+        """Forget the missing photos, with their faces and what was said about those faces.
+
+        ``dry_run`` reports what would go and changes nothing. Pruning is recorded in the history,
+        so ``undo()`` brings everything back. Named people stay, even without faces.
+        """
+        if dry_run:
+            with _reading(self.output) as index:
+                return _prune_report(index)
+        with (
+            _writing(self.output) as index,
+            self._changing(index),
+            History(index).recording("prune") as effects,
+        ):
+            report = _prune_report(index)
+            index.prune_missing()
+            effects.append(report.summary())
+        return report
+
+    @contextmanager
+    def _changing(self, index: FaceIndex) -> Iterator[_Change]:
+        """One change of the index: committed with the regroup, then the outputs rewritten, uninterruptibly.
+
+        The index is marked while its outputs are behind it, so a command killed between the
+        commit and the rewrite (even by SIGKILL) gets them rewritten by the next one.
+        """
+        grouping = _grouping(index)
+        change = _Change()
+        with ExitStack() as later:
+            with index.transaction():
+                yield change
                 regroup(index, grouping)
-            editor.outcome = self._rewrite(index, grouping)
+                index.set_meta({STALE_KEY: "1"})
+                later.enter_context(signals_deferred())
+            change.outcome = self._rewrite(index, grouping)
 
     def write_xmp(self, beside_originals: bool = False) -> SidecarReport:
         """Regroup, rewrite the outputs and write XMP sidecars (into OUT/xmp/, or beside the photos when asked)."""
@@ -279,10 +413,57 @@ class Library:
         ]
 
     def _rewrite(self, index: FaceIndex, grouping: GroupingOptions) -> ScanOutcome:
-        """Read the people back and rewrite every output the last scan asked for."""
+        """Read the people back, rewrite every output the last scan asked for, and mark them current."""
         outcome = read_outcome(index, self.photos, grouping, [])
         write_outputs(outcome, self.output, index.meta("album_mode") or "symlink", bool(index.meta("xmp")))
+        index.set_meta({STALE_KEY: ""})
         return outcome
+
+    def _catch_up(self) -> None:
+        """Rewrite outputs that an interrupted command left behind the index (when the folder can be written)."""
+        with _reading(self.output) as index:
+            if not index.meta(STALE_KEY):
+                return
+        with suppress(StorageError, OutputBusy), _writing(self.output) as index:
+            if index.meta(STALE_KEY):
+                self._rewrite(index, _grouping(index))
+
+
+@dataclass
+class _Change:
+    outcome: ScanOutcome | None = None
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What ``prune`` forgot (or, in a dry run, would forget)."""
+
+    photos: list[str]
+    """One path per missing photo, relative to the photo folder."""
+    faces: list[int]
+    people: dict[str, int]
+    """How many faces each person loses, by label ('p7 "Alice"')."""
+
+    def summary(self) -> str:
+        lost = ", ".join(f"{label} {count}" for label, count in sorted(self.people.items()))
+        return f"forgot {len(self.photos)} missing photos and their {len(self.faces)} faces" + (
+            f" (faces lost: {lost})" if lost else ""
+        )
+
+
+def _prune_report(index: FaceIndex) -> PruneReport:
+    missing = index.missing_contents()
+    people = People(index)
+    faces: list[int] = []
+    lost: dict[str, int] = {}
+    for sha in missing:
+        for (face,) in index.db.execute("SELECT id FROM faces WHERE sha256=? ORDER BY id", (sha,)):
+            faces.append(face)
+            person = people.person_of(face)
+            if person is not None:
+                label = people.label(person)
+                lost[label] = lost.get(label, 0) + 1
+    return PruneReport(sorted(paths[0] for paths in missing.values()), faces, lost)
 
 
 def _grouping(index: FaceIndex) -> GroupingOptions:

@@ -196,8 +196,14 @@ class ScanStats:
     new_or_changed: int | None = None
     analysed: int | None = None
     """Distinct contents run through the models."""
-    removed: int | None = None
-    """Paths that left the index."""
+    vanished: int | None = None
+    """Indexed paths this scan did not find."""
+    moved: int | None = None
+    """Of those, paths whose photo is still present at another path (moved, renamed, a copy removed)."""
+    returned: int | None = None
+    """Missing photos found again (at any path), with their faces and corrections, without re-analysis."""
+    missing: int = 0
+    """Photos no longer found: kept with their faces and corrections, out of albums, until pruned."""
     faces: int = 0
     people: int = 0
     unsorted: int = 0
@@ -222,3 +228,5 @@ class ScanOutcome:
     no_faces: list[Photo]
     skipped: list[SkippedFile]
     stats: ScanStats
+    missing: list[str] = field(default_factory=list)
+    """Photos no longer found (a path each, relative to the scanned folder): kept until pruned."""

@@ -153,7 +153,7 @@ def test_a_failed_correction_block_changes_nothing(library):
 
 def test_move_to_an_unknown_name_needs_create(library):
     face = by_size(library)[2].faces[0].face_id
-    with pytest.raises(PeopleError, match="no person 'Dora'"), library.corrections() as edit:
+    with pytest.raises(PeopleError, match="no person named 'Dora'"), library.corrections() as edit:
         edit.move(face, "Dora")
     with library.corrections() as edit:
         dora = edit.move(face, "Dora", create=True)
@@ -244,7 +244,7 @@ def test_a_busy_output_folder_is_refused(library):
 def test_plan_writes_nothing(photos, tmp_path, fake):
     library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake)
     plan = library.plan(ScanOptions(exclude=("2021",)))
-    assert len(plan.to_read) == 8 and plan.removed == [] and not (tmp_path / "out").exists()
+    assert len(plan.to_read) == 8 and plan.vanished == [] and not (tmp_path / "out").exists()
 
 
 def test_group_and_verify_work_on_plain_vectors():

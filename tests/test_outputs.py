@@ -263,11 +263,12 @@ def test_people_json(outcome: ScanOutcome, tmp_path: Path) -> None:
     raw.decode("ascii")
     assert b"\\udc" not in raw  # no lone surrogates, which strict parsers reject
     document = json.loads(raw)
-    assert document["version"] == 1
+    assert document["version"] == 2
     assert document["root"] == str(outcome.root)
     assert document["summary"] == STATS.as_dict()
     assert document["summary"]["people"] == 3 and document["summary"]["seconds"] == 3.25
-    counts = {p["key"]: (p["photo_count"], p["face_count"], len(p["faces"])) for p in document["people"]}
+    assert [p["key"] for p in document["people"]] == [f"p{p['id']}" for p in document["people"]]
+    counts = {p["album"]: (p["photo_count"], p["face_count"], len(p["faces"])) for p in document["people"]}
     assert counts == {"alice": (3, 3, 3), "bob": (3, 3, 3), "carol": (2, 2, 2)}
     alice = document["people"][0]["faces"]
     assert [face["photo"] for face in alice] == ["2020/alice1.jpg", "2021/group.jpg", "2020/alice2.jpg"]

@@ -22,7 +22,7 @@ def run(*args: object) -> tuple[int, str, str]:
 
 
 def people(out: Path) -> dict[str, dict]:
-    """Album key -> people.json entry."""
+    """Person key (p7, stable across naming) -> people.json entry."""
     return {p["key"]: p for p in json.loads((out / "people.json").read_text())["people"]}
 
 
@@ -54,7 +54,9 @@ def test_people_lists_ids_albums_counts_and_faces(library):
     code, stdout, _ = run("people", "-o", out, "--json")
     rows = json.loads(stdout)
     assert code == 0 and [(r["face_count"], r["photo_count"], r["name"]) for r in rows] == [(2, 2, None)] * 3
-    assert {r["key"] for r in rows} == {f"person_{r['id']:04d}" for r in rows}
+    assert {r["key"] for r in rows} == {f"p{r['id']}" for r in rows}
+    assert {r["album"] for r in rows} == {f"person_{r['id']:04d}" for r in rows}
+    assert all(r["photos"] == sorted({f["photo"] for f in r["faces"]}) for r in rows)
     serena = key_with(out, f"{SERENA}_0001.jpg")
     code, stdout, _ = run("people", serena, "-o", out)
     assert code == 0 and len(stdout.splitlines()) == 2 and f"{SERENA}_0002.jpg" in stdout
@@ -68,26 +70,26 @@ def test_corrections_survive_a_rescan_with_new_photos(library):
     # Split Serena's second face out, then merge that new person into Bush (a wrong merge) and
     # move the face back to Serena: each step is remembered.
     serena_faces = [f["face_id"] for f in people(out)[serena]["faces"] if f["photo"] == f"{SERENA}_0002.jpg"]
-    assert run("split", serena, serena_faces[0], "-o", out)[0] == 0
+    assert run("split", serena, f"f{serena_faces[0]}", "-o", out)[0] == 0
     split_key = key_with(out, f"{SERENA}_0002.jpg")
-    assert split_key not in (serena, bush, "Colin Powell")
+    assert split_key not in (serena, bush, powell)
     assert run("merge", bush, split_key, "-o", out)[0] == 0
     assert photos_of(people(out)[bush]) == {f"{BUSH}_0001.jpg", f"{BUSH}_0002.jpg", f"{SERENA}_0002.jpg"}
-    assert run("move", serena_faces[0], serena, "-o", out)[0] == 0
+    assert run("move", f"f{serena_faces[0]}", serena, "-o", out)[0] == 0
     assert f"{SERENA}_0002.jpg" in photos_of(people(out)[serena])
     # Forget one stranger of the group photo.
     group_faces = json.loads((out / "people.json").read_text())["unsorted"]
     stranger = group_faces[0]["face_id"]
-    assert run("forget", stranger, "-o", out)[0] == 0
+    assert run("forget", f"f{stranger}", "-o", out)[0] == 0
     add(photos, f"{POWELL}_0003.jpg", f"{BUSH}_0003.jpg", f"{SERENA}_0003.jpg")
     assert run("scan", photos, "-o", out, "-q")[0] == 0
     after = people(out)
-    assert photos_of(after["Colin Powell"]) == {f"{POWELL}_000{n}.jpg" for n in (1, 2, 3)}
-    assert after["Colin Powell"]["name"] == "Colin Powell"
+    assert photos_of(after[powell]) == {f"{POWELL}_000{n}.jpg" for n in (1, 2, 3)}
+    assert after[powell]["name"] == "Colin Powell" and after[powell]["album"] == "Colin Powell"
     assert photos_of(after[bush]) == {f"{BUSH}_000{n}.jpg" for n in (1, 2, 3)}
     assert photos_of(after[serena]) == {f"{SERENA}_000{n}.jpg" for n in (1, 2, 3)}
     assert {after[k]["id"] for k in (bush, serena)} == {ids_before[bush], ids_before[serena]}
-    assert after["Colin Powell"]["id"] == ids_before[powell]
+    assert after[powell]["id"] == ids_before[powell]
     assert (out / "people" / "Colin Powell" / f"{POWELL}_0003.jpg").exists()
     assert stranger in {f["face_id"] for f in json.loads((out / "people.json").read_text())["unsorted"]}
 
@@ -96,7 +98,7 @@ def test_a_face_split_out_never_comes_back(library):
     photos, out = library
     bush = key_with(out, f"{BUSH}_0001.jpg")
     face = next(f["face_id"] for f in people(out)[bush]["faces"] if f["photo"] == f"{BUSH}_0002.jpg")
-    assert run("split", bush, face, "-o", out)[0] == 0
+    assert run("split", bush, f"f{face}", "-o", out)[0] == 0
     split_key = key_with(out, f"{BUSH}_0002.jpg")
     add(photos, f"{BUSH}_0003.jpg")
     assert run("scan", photos, "-o", out, "-q")[0] == 0
@@ -112,7 +114,7 @@ def test_find_recognises_a_new_photo_and_a_face_id(library):
     assert code == 0 and best["accepted"] and best["photos"] == [f"{POWELL}_0001.jpg", f"{POWELL}_0002.jpg"]
     assert best["distance"] < best["limit"]
     face = people(out)[key_with(out, f"{SERENA}_0001.jpg")]["faces"][0]["face_id"]
-    code, stdout, _ = run("find", face, "-o", out, "--json")
+    code, stdout, _ = run("find", face, "-o", out, "--json")  # find takes a face id as a bare number
     assert code == 0 and json.loads(stdout)[0]["matches"][0]["key"] == key_with(out, f"{SERENA}_0001.jpg")
 
 
@@ -152,9 +154,10 @@ def test_album_names_are_safe_and_unique(library):
     ("args", "message"),
     [
         (("name", "person_0999", "X"), "no person"),
-        (("move", "99999", "1"), "no face"),
-        (("merge", "1", "1"), "themselves"),
-        (("name", "1", " "), "non-empty"),
+        (("move", "f99999", "p1"), "no face"),
+        (("merge", "p1", "p1"), "themselves"),
+        (("name", "p1", " "), "non-empty"),
+        (("name", "1", "X"), "ambiguous"),
     ],
 )
 def test_bad_corrections_exit_two(library, args, message):
@@ -177,7 +180,7 @@ def test_xmp_sidecars_follow_names(tmp_path):
     assert run("scan", photos, "-o", out, "-q", "--xmp")[0] == 0
     sidecar = out / "xmp" / f"{POWELL}_0001.jpg.xmp"
     assert sidecar.is_file() and b"<mwg-rs:Name>" not in sidecar.read_bytes()
-    assert run("name", "1", "Colin & <Powell>", "-o", out)[0] == 0
+    assert run("name", "p1", "Colin & <Powell>", "-o", out)[0] == 0
     assert b"<mwg-rs:Name>Colin &amp; &lt;Powell&gt;</mwg-rs:Name>" in sidecar.read_bytes()
     assert sorted(p.name for p in photos.iterdir()) == before
 
@@ -185,20 +188,23 @@ def test_xmp_sidecars_follow_names(tmp_path):
 def test_move_a_lone_face_to_a_new_named_person(library):
     photos, out = library
     stranger = json.loads((out / "people.json").read_text())["unsorted"][0]["face_id"]
-    assert run("move", stranger, "Aunt May", "-o", out)[0] == 0
-    assert [f["face_id"] for f in people(out)["Aunt May"]["faces"]] == [stranger]
+    code, _, stderr = run("move", f"f{stranger}", "Aunt May", "-o", out)
+    assert code == 2 and "no person named 'Aunt May'" in stderr
+    assert run("move", f"f{stranger}", "Aunt May", "--new", "-o", out)[0] == 0
+    aunt = next(key for key, entry in people(out).items() if entry["name"] == "Aunt May")
+    assert [f["face_id"] for f in people(out)[aunt]["faces"]] == [stranger]
     assert run("scan", photos, "-o", out, "-q")[0] == 0
-    assert [f["face_id"] for f in people(out)["Aunt May"]["faces"]] == [stranger]
-    assert run("move", stranger, "person_0999", "-o", out)[0] == 2
+    assert [f["face_id"] for f in people(out)[aunt]["faces"]] == [stranger]
+    assert run("move", f"f{stranger}", "person_0999", "--new", "-o", out)[0] == 2
 
 
 def test_person_names_are_text_in_the_report(library):
     _, out = library
     hostile = "</script><script>alert(1)</script>"
-    assert run("name", "1", hostile, "-o", out)[0] == 0
+    assert run("name", "p1", hostile, "-o", out)[0] == 0
     report = (out / "report.html").read_text()
     assert hostile not in report and "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in report
-    assert people(out)["__script__script_alert(1)__script_"]["name"] == hostile
+    assert people(out)["p1"]["name"] == hostile and people(out)["p1"]["album"] == "__script__script_alert(1)__script_"
 
 
 def test_xmp_beside_originals_only_when_asked_and_never_replacing(library):
@@ -217,7 +223,7 @@ def test_xmp_beside_originals_only_when_asked_and_never_replacing(library):
 
 @pytest.mark.parametrize(
     "command",
-    [("scan", "PHOTOS", "-q"), ("scan", "PHOTOS", "--dry-run"), ("name", "1", "X"), ("find", "1"), ("people",)],
+    [("scan", "PHOTOS", "-q"), ("scan", "PHOTOS", "--dry-run"), ("name", "p1", "X"), ("find", "1"), ("people",)],
 )
 def test_a_corrupt_index_is_a_clear_error_and_left_alone(tmp_path, command):
     photos, out = tmp_path / "photos", tmp_path / "out"
@@ -230,7 +236,7 @@ def test_a_corrupt_index_is_a_clear_error_and_left_alone(tmp_path, command):
     assert (out / "index.sqlite").read_bytes() == b"not a database, " * 100
 
 
-@pytest.mark.parametrize("command", [("people",), ("people", "1"), ("find", "1"), ("name", "1", "X")])
+@pytest.mark.parametrize("command", [("people",), ("people", "p1"), ("find", "1"), ("name", "p1", "X")])
 def test_an_index_with_damaged_pages_is_a_clear_error(library, command):
     _, out = library
     index = out / "index.sqlite"

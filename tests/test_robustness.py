@@ -118,7 +118,7 @@ def test_a_hostile_person_name_runs_no_script_in_chromium(tmp_path):
         shutil.copy2(EXAMPLES / name, photos / name)
     assert run("scan", photos, "-o", out, "-q").exit_code == 0
     hostile = "</script><script>document.title='pwned'</script><img src=x onerror=alert(1)>"
-    assert run("name", "1", hostile, "-o", out).exit_code == 0
+    assert run("name", "p1", hostile, "-o", out).exit_code == 0
     dom = chromium_render(out / "report.html", tmp_path / "profile")
     assert "pwned" not in dom.split("<title>")[1].split("</title>")[0]
     elements = TagCollector()
@@ -185,7 +185,7 @@ def test_a_read_only_photo_tree_is_never_written(tmp_path):
     before = state()
     try:
         assert run("scan", photos, "-o", out, "-q").exit_code == 0
-        assert run("name", "1", "Colin", "-o", out).exit_code == 0
+        assert run("name", "p1", "Colin", "-o", out).exit_code == 0
         assert run("scan", photos, "-o", out, "-q", "--xmp").exit_code == 0
         assert state() == before
     finally:

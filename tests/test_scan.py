@@ -83,13 +83,15 @@ def test_rescan_is_incremental(library, tmp_path):
     (library / "Colin_Powell" / "Colin_Powell_0003.jpg").unlink()
     shutil.copy2(library / "Serena_Williams" / "Serena_Williams_0001.jpg", library / "copy of serena.jpg")
     _, third = scan(library, output)
-    assert third["removed"] == 1 and third["analysed"] == 0  # the copy's content is already indexed
-    assert third["new_or_changed"] == 1
+    assert third["vanished"] == 1 and third["missing"] == 1 and third["moved"] == 0
+    assert third["analysed"] == 0 and third["new_or_changed"] == 1  # the copy's content is already indexed
     found = albums(output)
     assert not any("Colin_Powell_0003.jpg" in photos for photos in found.values())
-    with sqlite3.connect(output / "index.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 10
-        assert db.execute("SELECT COUNT(DISTINCT sha256) FROM photos").fetchone()[0] == 9
+    document = json.loads((output / "people.json").read_text())
+    assert document["missing"] == ["Colin_Powell/Colin_Powell_0003.jpg"]
+    with sqlite3.connect(output / "index.sqlite") as db:  # the missing photo keeps its row, content and faces
+        assert db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 11
+        assert db.execute("SELECT COUNT(DISTINCT sha256) FROM photos").fetchone()[0] == 10
 
 
 def test_changed_photo_is_reanalysed_and_its_old_faces_dropped(library, tmp_path):

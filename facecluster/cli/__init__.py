@@ -14,6 +14,7 @@ from facecluster import __version__
 from facecluster.cli.analyze import faces_command, verify_command
 from facecluster.cli.evaluate import eval_group
 from facecluster.cli.find import find_command
+from facecluster.cli.history import COMMANDS as HISTORY_COMMANDS
 from facecluster.cli.people import COMMANDS as PEOPLE_COMMANDS
 from facecluster.cli.scan import scan_command
 from facecluster.cli.xmp import xmp_command
@@ -26,5 +27,14 @@ def main() -> None:
     logging.getLogger("exifread").setLevel(logging.CRITICAL)  # damaged EXIF is normal in photo libraries
 
 
-for command in (verify_command, faces_command, scan_command, eval_group, *PEOPLE_COMMANDS, find_command, xmp_command):
+for command in (
+    verify_command,
+    faces_command,
+    scan_command,
+    eval_group,
+    *PEOPLE_COMMANDS,
+    *HISTORY_COMMANDS,
+    find_command,
+    xmp_command,
+):
     main.add_command(command)

@@ -1,9 +1,14 @@
-"""The people commands: people, name, merge, split, move, forget. Each is a few lines over ``Library``."""
+"""The people commands: people, name, merge, split, move, forget. Each is a few lines over ``Library``.
+
+People are written p7 (or person_0007, or a name, in any case), faces f12: the two never mix. Every
+change says what it did, whose faces, and how to take it back ('facecluster undo').
+"""
 
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -13,17 +18,20 @@ from rich.table import Table
 
 from facecluster.cli.common import note, output_option, reported
 from facecluster.library import Library, PeopleEditor
+from facecluster.outputs.files import display_text
 from facecluster.outputs.people_json import person_document
+
+_INTERRUPTED = "interrupted: nothing was changed"
 
 
 @click.command("people")
 @click.argument("person", required=False)
 @output_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout: each person with faces and photos.")
 def people_command(person: str | None, output: Path, as_json: bool) -> None:
-    """List people (id, album, name, faces, photos, a representative photo), or one PERSON's faces.
+    """List people (p7, album, name, faces, photos, a representative photo), or one PERSON's faces.
 
-    PERSON is an id, a person_NNNN album key or a name. Face ids shown here are what split,
+    PERSON is p7, person_0007 or a name (any case). Face ids (f12) shown here are what split,
     move and forget take.
     """
     with reported():
@@ -37,32 +45,37 @@ def people_command(person: str | None, output: Path, as_json: bool) -> None:
             click.echo(json.dumps(chosen))
             return
         for face in chosen["faces"]:
-            click.echo(f"{face['face_id']}\t{face['photo']}\t{[round(v) for v in face['box']]}")
+            click.echo(f"f{face['face_id']}\t{face['photo']}\t{[round(v) for v in face['box']]}")
         return
-    rows = []
+    if as_json:
+        click.echo(json.dumps(documents))
+        return
+    table = Table(title=f"{len(documents)} people in {output}")
+    for column in ("person", "album", "name", "faces", "photos", "representative photo"):
+        table.add_column(column)
     for entry in documents:
         best = max(entry["faces"], key=lambda f: f["size"] * f["score"], default=None)
-        rows.append(
-            {
-                **{k: entry[k] for k in ("id", "key", "name", "face_count", "photo_count")},
-                "photo": best and best["photo"],
-            }
+        cells = (
+            entry["key"],
+            entry["album"],
+            entry["name"] or "",
+            entry["face_count"],
+            entry["photo_count"],
+            best["photo"] if best else "",
         )
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    table = Table(title=f"{len(rows)} people in {output}")
-    for column in ("id", "album", "name", "faces", "photos", "representative photo"):
-        table.add_column(column)
-    for row in rows:
-        cells = (row["id"], row["key"], row["name"] or "", row["face_count"], row["photo_count"], row["photo"] or "")
         table.add_row(*(escape(str(c)) for c in cells))
     Console().print(table)
 
 
-def _edit(output: Path) -> AbstractContextManager[PeopleEditor]:
-    """Open the library and start its corrections; the caller's ``with`` applies them."""
-    return Library.open(output).corrections()
+@contextmanager
+def _change(output: Path, command: str) -> Iterator[PeopleEditor]:
+    """Apply the block's corrections as one change, then say what changed and how to undo it."""
+    with reported(interrupted=_INTERRUPTED):
+        with Library.open(output).corrections(command) as edit:
+            yield edit
+        for line in edit.effects:
+            note(display_text(line))
+        note(f"albums, people.json and report rewritten; to take this back: facecluster undo -o {output}")
 
 
 @click.command("name")
@@ -70,22 +83,21 @@ def _edit(output: Path) -> AbstractContextManager[PeopleEditor]:
 @click.argument("name")
 @output_option
 def name_command(person: str, name: str, output: Path) -> None:
-    """Name PERSON (an id, person_NNNN or a current name). Their album folder follows the name,
-    their faces are confirmed, and re-scans keep them."""
-    with reported(), _edit(output) as edit:
+    """Name PERSON (p7, person_0007 or a current name). Their album folder follows the name,
+    their faces are confirmed, and re-scans keep them. Names are unique in any case."""
+    with _change(output, f"name {person} {name}") as edit:
         edit.name(person, name)
-    note(f"named {person} {name!r}; albums and report rewritten")
 
 
 @click.command("merge")
 @click.argument("person")
-@click.argument("other")
+@click.argument("others", nargs=-1, required=True)
 @output_option
-def merge_command(person: str, other: str, output: Path) -> None:
-    """Make OTHER part of PERSON: one person from now on (PERSON keeps its id and name)."""
-    with reported(), _edit(output) as edit:
-        edit.merge(person, other)
-    note(f"merged {other} into {person}; albums and report rewritten")
+def merge_command(person: str, others: tuple[str, ...], output: Path) -> None:
+    """Make OTHERS part of PERSON: one person from now on (PERSON keeps its id and name)."""
+    with _change(output, f"merge {person} {' '.join(others)}") as edit:
+        for other in others:
+            edit.merge(person, other)
 
 
 @click.command("split")
@@ -93,34 +105,35 @@ def merge_command(person: str, other: str, output: Path) -> None:
 @click.argument("faces", nargs=-1, required=True)
 @output_option
 def split_command(person: str, faces: tuple[str, ...], output: Path) -> None:
-    """Take FACES (face ids) out of PERSON into a new person; they never go back."""
-    with reported(), _edit(output) as edit:
-        new = edit.split(person, list(faces))
-    note(f"{len(faces)} face(s) of {person} are now person_{new:04d}; albums and report rewritten")
+    """Take FACES (f12 ...) out of PERSON into a new person; they never go back."""
+    with _change(output, f"split {person} {' '.join(faces)}") as edit:
+        edit.split(person, list(faces))
 
 
 @click.command("move")
-@click.argument("face")
+@click.argument("faces", nargs=-1, required=True)
 @click.argument("person")
+@click.option("--new", "create", is_flag=True, help="PERSON is a new person of that name (refused otherwise).")
 @output_option
-def move_command(face: str, person: str, output: Path) -> None:
-    """FACE (a face id) is PERSON, and not whoever had it before (it never goes back there).
+def move_command(faces: tuple[str, ...], person: str, create: bool, output: Path) -> None:
+    """FACES (f12 ...) are PERSON, and not whoever had them before (they never go back there).
 
-    A PERSON that is not an id, a person_NNNN key or a current name is a new person of that name.
+    PERSON is p7, person_0007 or a current name; with --new, the name of a new person.
     """
-    with reported(), _edit(output) as edit:
-        edit.move(face, person, create=True)
-    note(f"face {face} moved to {person}; albums and report rewritten")
+    with _change(output, f"move {' '.join(faces)} {person}" + (" --new" if create else "")) as edit:
+        target = edit.move(faces[0], person, create=create)
+        for face in faces[1:]:
+            edit.move(face, target)
 
 
 @click.command("forget")
-@click.argument("faces", nargs=-1, required=True)
+@click.argument("references", nargs=-1, required=True)
 @output_option
-def forget_command(faces: tuple[str, ...], output: Path) -> None:
-    """FACES (face ids) are nobody to group: not a face, or a stranger. They stay unsorted."""
-    with reported(), _edit(output) as edit:
-        edit.forget(list(faces))
-    note(f"{len(faces)} face(s) forgotten; albums and report rewritten")
+def forget_command(references: tuple[str, ...], output: Path) -> None:
+    """REFERENCES (faces f12, or people p7 / a name: all their faces) are nobody to group:
+    not a face, or a stranger. They stay unsorted."""
+    with _change(output, f"forget {' '.join(references)}") as edit:
+        edit.forget(list(references))
 
 
 COMMANDS = (people_command, name_command, merge_command, split_command, move_command, forget_command)

@@ -13,6 +13,7 @@ from rich.table import Table
 from facecluster.cli.common import device_option, method_option, note, reported, scan_progress, threshold_option
 from facecluster.grouping import GroupingOptions
 from facecluster.library import Library
+from facecluster.outputs.files import display_text
 from facecluster.pipeline.plan import ScanOptions
 
 
@@ -46,9 +47,21 @@ from facecluster.pipeline.plan import ScanOptions
     help="Follow symbolic links to photos and folders, also outside PHOTOS (loops are detected; albums point at "
     "the real files). Links not followed are listed as skipped, with the reason.",
 )
+@click.option(
+    "--new-folder",
+    is_flag=True,
+    help="Scan PHOTOS into an output made from another photo folder (your photos moved): photos found here keep "
+    "their names and corrections; the others are kept as missing.",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Go on when PHOTOS holds no photo at all although the index has some (they are kept as missing). "
+    "Without it such a scan is refused: the drive may not be mounted.",
+)
 @method_option
 @threshold_option
-@click.option("--dry-run", is_flag=True, help="List what would be analysed and removed; write nothing.")
+@click.option("--dry-run", is_flag=True, help="List what would be analysed and what went missing; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (logs go to stderr).")
 @device_option
@@ -60,6 +73,8 @@ def scan_command(
     include_hidden: bool,
     exclude: tuple[str, ...],
     follow_symlinks: bool,
+    new_folder: bool,
+    allow_empty: bool,
     method: str,
     threshold: float | None,
     dry_run: bool,
@@ -71,12 +86,16 @@ def scan_command(
 
     Writes into the output folder: people/<person>/ (links to the photos),
     people/unsorted/, people/no-faces.txt, report.html, people.json and the face index
-    (index.sqlite). Runs again analyse only new or changed photos; deleted photos leave
-    the index. The photo folder is only read, never written.
+    (index.sqlite). Runs again analyse only new or changed photos. Photos that vanished
+    are kept as missing, with their faces, names and corrections, out of the albums, until
+    'facecluster prune'; found again at any path, they come back without re-analysis. The
+    photo folder is only read, never written.
 
     \b
     Exit status: 0 done (unreadable photos are skipped and listed, not errors),
-                 2 bad arguments (missing folder, output inside PHOTOS),
+                 2 bad arguments (missing folder, output inside PHOTOS, an output of
+                   another photo folder without --new-folder, no photo found without
+                   --allow-empty),
                  3 another scan is using the output folder,
                  4 the output folder cannot be written (read-only, disk full),
                  130 interrupted (Ctrl-C); the next run resumes where it stopped.
@@ -88,6 +107,8 @@ def scan_command(
         grouping=GroupingOptions(method=method, threshold=threshold),
         device=device,
         xmp=xmp,
+        new_folder=new_folder,
+        allow_empty=allow_empty,
     )
     interrupted = "interrupted: every photo analysed so far is saved; run the same command to resume"
     with reported(interrupted=interrupted):
@@ -107,7 +128,10 @@ def scan_command(
         rows = [
             ("photos with faces or none", summary["photos"]),
             ("new or changed files", summary["new_or_changed"]),
-            ("removed from index", summary["removed"]),
+            ("gone from their path", summary["vanished"]),
+            ("  of which moved or copies", summary["moved"]),
+            ("missing photos (kept)", summary["missing"]),
+            ("missing photos found again", summary["returned"]),
             ("faces", summary["faces"]),
             ("people", summary["people"]),
             ("unsorted faces", summary["unsorted"]),
@@ -120,6 +144,13 @@ def scan_command(
         for name, value in rows:
             table.add_row(name, escape(str(value)))
         Console(stderr=True).print(table)
+        if outcome.missing:
+            more = len(outcome.missing) - 5
+            shown = ", ".join(display_text(m) for m in outcome.missing[:5]) + (f" and {more} more" if more > 0 else "")
+            note(
+                f"{len(outcome.missing)} photos are missing ({shown}): kept with their names and corrections, out of "
+                f"the albums; they come back when found. 'facecluster prune -o {output}' forgets them."
+            )
         note(f"report: {output.resolve() / 'report.html'}")
 
 
@@ -130,15 +161,21 @@ def _print_plan(library: Library, options: ScanOptions, as_json: bool) -> None:
         click.echo(
             json.dumps(
                 {
-                    "analyse": [f.relative for f in plan.to_read],
-                    "remove": plan.removed,
+                    "analyse": [display_text(f.relative) for f in plan.to_read],
+                    "missing": [display_text(r) for r in plan.vanished],
+                    "returned": [display_text(r) for r in plan.returned],
                     "unreadable_folders": [p.relative for p in plan.problems],
                 }
             )
         )
         return
     for found in plan.to_read:
-        click.echo(f"analyse\t{found.relative}")
-    for relative in plan.removed:
-        click.echo(f"remove\t{relative}")
-    note(f"{len(plan.found)} photos found: {len(plan.to_read)} to analyse, {len(plan.removed)} to remove")
+        click.echo(f"analyse\t{display_text(found.relative)}")
+    for relative in plan.vanished:
+        click.echo(f"missing\t{display_text(relative)}")
+    for relative in plan.returned:
+        click.echo(f"back\t{display_text(relative)}")
+    note(
+        f"{len(plan.found)} photos found: {len(plan.to_read)} to analyse, {len(plan.vanished)} gone from their path"
+        f" (kept as missing unless found elsewhere), {len(plan.returned)} missing ones back"
+    )

@@ -17,18 +17,18 @@ from typing import Any
 from facecluster.outputs.files import display_text, write_atomic
 from facecluster.types import FaceRecord, Person, ScanOutcome
 
-VERSION = 1
+VERSION = 2
 FILE_NAME = "people.json"
 
 
 def write_people_json(outcome: ScanOutcome, output: Path) -> Path:
     """Write ``output/people.json`` atomically and return its path.
 
-    The document is ``{"version": 1, "root", "summary", "people": [{"id", "key", "name",
-    "photo_count", "face_count", "faces": [face...]}], "unsorted": [face...], "no_faces": [relative path...],
-    "skipped": [{"path", "reason"}]}``, where a face is ``{"face_id", "photo" (relative path),
-    "path" (absolute path), "box" (x1, y1, x2, y2), "score", "size", "sharpness", "taken",
-    "usable"}``. Faces are ordered by the date their photo was taken (undated last), then path.
+    The document is ``{"version": 2, "root", "summary", "people": [person...], "unsorted": [face...],
+    "no_faces": [relative path...], "missing": [relative path...], "skipped": [{"path", "reason"}]}``;
+    see ``person_document`` and ``face_document``. A person's ``id`` and ``key`` never change
+    (naming changes only ``name`` and ``album``). Faces are ordered by the date their photo was
+    taken (undated last), then path.
     """
     document = {
         "version": VERSION,
@@ -37,6 +37,7 @@ def write_people_json(outcome: ScanOutcome, output: Path) -> Path:
         "people": [person_document(person) for person in outcome.people],
         "unsorted": [face_document(face) for face in sort_faces(outcome.unsorted)],
         "no_faces": sorted(display_text(photo.relative) for photo in outcome.no_faces),
+        "missing": [display_text(relative) for relative in outcome.missing],
         "skipped": [
             {"path": display_text(item.relative), "reason": display_text(item.reason)}
             for item in sorted(outcome.skipped, key=lambda item: item.relative)
@@ -49,13 +50,19 @@ def write_people_json(outcome: ScanOutcome, output: Path) -> Path:
 
 
 def person_document(person: Person) -> dict[str, Any]:
-    """One person as people.json (and ``facecluster people PERSON --json``) shows them."""
+    """One person as people.json and ``facecluster people --json`` show them.
+
+    ``{"id": 7, "key": "p7" (what commands take), "album" (folder under people/), "name",
+    "photo_count", "face_count", "photos": [relative path...], "faces": [face...]}``.
+    """
     return {
         "id": person.id,
-        "key": display_text(person.album),
+        "key": f"p{person.id}",
+        "album": display_text(person.album),
         "name": None if person.name is None else display_text(person.name),
         "photo_count": len(person.photos),
         "face_count": len(person.faces),
+        "photos": [display_text(photo.relative) for photo in person.photos],
         "faces": [face_document(face) for face in sort_faces(person.faces)],
     }
 
@@ -66,8 +73,11 @@ def sort_faces(faces: list[FaceRecord]) -> list[FaceRecord]:
 
 
 def face_document(face: FaceRecord) -> dict[str, object]:
+    """``{"face_id": 12, "key": "f12", "photo" (relative path), "path" (absolute), "box" (x1, y1, x2, y2),
+    "score", "size", "sharpness", "taken", "usable"}``."""
     return {
         "face_id": int(face.face_id),
+        "key": f"f{face.face_id}",
         "photo": display_text(face.photo.relative),
         "path": display_text(str(face.photo.path)),
         "box": [round(float(value), 2) for value in face.box],

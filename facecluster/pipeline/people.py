@@ -86,6 +86,8 @@ def read_outcome(
     paths_of: dict[str, list[str]] = defaultdict(list)
     skipped = list(problems)
     for relative, stored in sorted(index.photos().items()):
+        if stored.missing_since is not None:
+            continue
         if stored.error:
             skipped.append(SkippedFile(relative, stored.error))
         elif stored.sha256 in contents:
@@ -143,6 +145,7 @@ def read_outcome(
         )
     unsorted = [record(f) for f in faces if f.face_id not in person_of]
     skipped.sort(key=lambda s: s.relative)
+    missing = [paths[0] for sha, paths in index.missing_contents().items() if sha not in photos]
     stats = ScanStats(
         method=grouping.method,
         threshold=grouping.effective_threshold,
@@ -152,6 +155,7 @@ def read_outcome(
         unsorted=len(unsorted),
         no_faces=len(no_faces),
         skipped=len(skipped),
+        missing=len(missing),
     )
     return ScanOutcome(
         root=root,
@@ -160,4 +164,5 @@ def read_outcome(
         no_faces=sorted(no_faces, key=lambda p: p.relative),
         skipped=skipped,
         stats=stats,
+        missing=sorted(missing),
     )

@@ -16,6 +16,10 @@ from facecluster.types import SkippedFile
 class ScanOptions:
     """Everything a scan can be told."""
 
+    new_folder: bool = False
+    """Scan into an index made from another photo folder (its photos not found here become missing)."""
+    allow_empty: bool = False
+    """Scan a folder without photos into an index that has some (they all become missing)."""
     include_hidden: bool = False
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = True
@@ -33,8 +37,10 @@ class ScanPlan:
     found: list[FoundFile]
     to_read: list[FoundFile]
     """New or changed files (also files that failed before)."""
-    removed: list[str]
-    """Indexed paths that no longer exist."""
+    vanished: list[str]
+    """Indexed paths no longer found (their photos are kept as missing, or as moved)."""
+    returned: list[str]
+    """Missing paths found again, unchanged."""
     problems: list[SkippedFile]
     """Folders that could not be listed, links not followed."""
 
@@ -72,7 +78,11 @@ def plan_scan(root: Path, output: Path, index: FaceIndex | None, options: ScanOp
         for f in found
         if (s := stored.get(f.relative)) is None or s.error or s.size != f.size or s.mtime_ns != f.mtime_ns
     ]
+    unchanged = {f.relative for f in found}.difference(f.relative for f in to_read)
+    returned = sorted(r for r in unchanged if stored[r].missing_since is not None)
     seen = {f.relative for f in found}
     unlisted = tuple(p.relative.rstrip("/") + "/" for p in problems if p.relative != ".")
-    removed = [r for r in stored if r not in seen and not r.startswith(unlisted)]
-    return ScanPlan(found=found, to_read=to_read, removed=removed, problems=problems)
+    vanished = [
+        r for r, s in stored.items() if r not in seen and s.missing_since is None and not r.startswith(unlisted)
+    ]
+    return ScanPlan(found=found, to_read=to_read, vanished=vanished, returned=returned, problems=problems)

@@ -1,12 +1,20 @@
 """The face index: a SQLite database in the output folder, written one photo per transaction.
 
-Tables: ``photos`` (a path below the scanned folder and the size/mtime it had when read),
-``contents`` (one row per distinct file content, by SHA-256: its outcome, size and EXIF),
-``faces`` (the faces of a content). A photo's content, faces and path row are committed
-together, so a scan killed at any moment leaves every photo either fully indexed or absent.
-Paths are stored as bytes (``os.fsencode``), so any file name round-trips. ``people``,
-``memberships`` and ``rejections`` hold people and the user's corrections (facecluster.storage.people);
-``meta`` holds the scanned folder and the grouping options of the last scan.
+Tables: ``photos`` (a path below the scanned folder, the size/mtime it had when read, and since
+when it is missing), ``contents`` (one row per distinct file content, by SHA-256: its outcome,
+size and EXIF), ``faces`` (the faces of a content). A photo's content, faces and path row are
+committed together, so a scan killed at any moment leaves every photo either fully indexed or
+absent. Paths are stored as bytes (``os.fsencode``), so any file name round-trips.
+
+Faces belong to contents, not paths: a photo moved, renamed or copied keeps its faces (and
+everything said about them), and a photo that vanished keeps them too, as *missing*, until the
+user prunes it. ``people``, ``memberships`` and ``rejections`` hold people and the user's
+corrections (facecluster.storage.people), ``changes`` and ``undo_log`` their history
+(facecluster.storage.history); ``meta`` holds the scanned folder and the last scan's options.
+Face and person ids are never reused.
+
+An index is checked before anything is written to it: a file that is not a facecluster index
+(another program's database, a damaged or newer index) is refused and left untouched.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import numpy as np
 from facecluster.errors import IndexUnavailable
 from facecluster.types import Face
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INDEX_FILE = "index.sqlite"
+APPLICATION_ID = 0x46434C55
+"""``PRAGMA application_id`` of a facecluster index ("FCLU"), so other tools can tell what the file is."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,11 +53,12 @@ CREATE TABLE IF NOT EXISTS photos (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT REFERENCES contents(sha256),
-    error TEXT
+    error TEXT,
+    missing_since TEXT
 );
 CREATE INDEX IF NOT EXISTS photos_sha256 ON photos(sha256);
 CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     sha256 TEXT NOT NULL REFERENCES contents(sha256) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
@@ -59,18 +70,130 @@ CREATE TABLE IF NOT EXISTS faces (
     thumbnail BLOB,
     UNIQUE (sha256, idx)
 );
-CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE);
 CREATE TABLE IF NOT EXISTS memberships (
     face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     confirmed INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS memberships_person ON memberships(person_id);
 CREATE TABLE IF NOT EXISTS rejections (
     face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
     person_id INTEGER NOT NULL,
     PRIMARY KEY (face_id, person_id)
 );
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    command TEXT NOT NULL,
+    effects TEXT NOT NULL,
+    undoes INTEGER REFERENCES changes(id),
+    undone_by INTEGER REFERENCES changes(id)
+);
+CREATE TABLE IF NOT EXISTS undo_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    change_id INTEGER NOT NULL REFERENCES changes(id) ON DELETE CASCADE,
+    tbl TEXT NOT NULL,
+    op TEXT NOT NULL,
+    key TEXT NOT NULL,
+    old TEXT
+);
+CREATE INDEX IF NOT EXISTS undo_log_change ON undo_log(change_id);
 """
+
+_COLUMNS: dict[int, dict[str, set[str]]] = {
+    1: {
+        "meta": {"key", "value"},
+        "contents": {"sha256", "status", "reason", "width", "height", "taken", "camera"},
+        "photos": {"path", "size", "mtime_ns", "sha256", "error"},
+        "faces": {
+            "id",
+            "sha256",
+            "idx",
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+            "landmarks",
+            "score",
+            "size",
+            "sharpness",
+            "embedding",
+            "thumbnail",
+        },
+    },
+}
+_COLUMNS[2] = {
+    **_COLUMNS[1],
+    "photos": _COLUMNS[1]["photos"] | {"missing_since"},
+    "people": {"id", "name"},
+    "memberships": {"face_id", "person_id", "confirmed"},
+    "rejections": {"face_id", "person_id"},
+    "changes": {"id", "time", "command", "effects", "undoes", "undone_by"},
+    "undo_log": {"seq", "change_id", "tbl", "op", "key", "old"},
+}
+"""The tables (and their columns) each schema version must have."""
+
+_MIGRATE_1_TO_2 = """
+ALTER TABLE photos ADD COLUMN missing_since TEXT;
+CREATE TABLE faces_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sha256 TEXT NOT NULL REFERENCES contents(sha256) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    landmarks TEXT NOT NULL,
+    score REAL NOT NULL,
+    size REAL NOT NULL,
+    sharpness REAL NOT NULL,
+    embedding BLOB NOT NULL,
+    thumbnail BLOB,
+    UNIQUE (sha256, idx)
+);
+INSERT INTO faces_v2 SELECT id, sha256, idx, x1, y1, x2, y2, landmarks, score, size, sharpness, embedding, thumbnail
+    FROM faces;
+DROP TABLE faces;
+ALTER TABLE faces_v2 RENAME TO faces;
+CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+CREATE TABLE people_v2 (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE);
+INSERT INTO people_v2 SELECT id, name FROM people;
+DROP TABLE people;
+ALTER TABLE people_v2 RENAME TO people;
+"""
+"""Version 1 reused freed face and person ids and deleted the faces of vanished photos."""
+
+
+class _Foreign(Exception):
+    """The file is not a facecluster index this version can use (the message says why)."""
+
+
+def _check_schema(db: sqlite3.Connection) -> int | None:
+    """The schema version of a facecluster index (None: an empty database); _Foreign otherwise."""
+    rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+    tables = {row[0] for row in rows} - {"sqlite_sequence"}
+    if not tables:
+        return None
+    version = None
+    if "meta" in tables:
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        version = int(row[0]) if row and str(row[0]).isdigit() else None
+    if version is None:
+        raise _Foreign(f"not a facecluster index (it holds the tables {', '.join(sorted(tables))})")
+    if version > SCHEMA_VERSION:
+        raise _Foreign(
+            f"written by a newer facecluster (index schema {version}; this version reads up to "
+            f"{SCHEMA_VERSION}); upgrade facecluster"
+        )
+    if version not in _COLUMNS:
+        raise _Foreign(f"unknown index schema {version}")
+    for table, columns in _COLUMNS[version].items():
+        if table not in tables:
+            if version == 1 and table not in ("meta", "contents", "photos", "faces"):
+                continue
+            raise _Foreign(f"damaged: the table {table!r} is missing")
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if not columns <= present:
+            raise _Foreign(f"damaged: the table {table!r} lacks {', '.join(sorted(columns - present))}")
+    return version
 
 
 @dataclass(frozen=True)
@@ -82,6 +205,8 @@ class StoredPhoto:
     mtime_ns: int
     sha256: str | None = None
     error: str | None = None
+    missing_since: str | None = None
+    """When a scan last found the path gone (None: present); its content and faces are kept."""
 
 
 @dataclass(frozen=True)
@@ -119,28 +244,31 @@ def _relative(key: bytes) -> str:
     return os.fsdecode(key)
 
 
-def _open_readonly(path: Path) -> tuple[sqlite3.Connection, set[str]]:
-    """A read-only connection and the index's table names, never writing the index.
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection, never writing the index.
 
     SQLite cannot read a WAL database read-only from a folder it cannot write to (read-only media,
     a backup) unless the ``-shm`` file exists; there, when no ``-wal`` file holds changes the
     index lacks, the file is opened as immutable.
     """
-    query = "SELECT name FROM sqlite_master WHERE type='table'"
     db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
     try:
-        return db, {row[0] for row in db.execute(query)}
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
     except sqlite3.OperationalError:
         db.close()
         wal = path.with_name(path.name + "-wal")
         if os.access(path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
             raise  # immutable would ignore the changes still in the -wal file
-    db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
-    return db, {row[0] for row in db.execute(query)}
+    return sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
 
 
 class FaceIndex:
-    """Open (or create) the index in ``folder``; ``readonly`` opens an existing one untouched."""
+    """Open (or create) the index in ``folder``; ``readonly`` opens an existing one untouched.
+
+    IndexUnavailable when the file is not a facecluster index this version can use; nothing is
+    written to such a file. An index of an earlier schema is upgraded in one transaction.
+    """
 
     def __init__(self, folder: Path, readonly: bool = False) -> None:
         self.path = Path(folder) / INDEX_FILE
@@ -148,33 +276,65 @@ class FaceIndex:
         self._depth = 0
         try:
             if readonly:
-                self.db, tables = _open_readonly(self.path)
-                if not {"meta", "photos", "contents", "faces"} <= tables:
-                    raise IndexUnavailable(
-                        f"{self.path}: not a current face index; run 'facecluster scan' to update it"
-                    )
+                self.db = _open_readonly(self.path)
+                if _check_schema(self.db) != SCHEMA_VERSION:
+                    raise _Foreign("made by an earlier facecluster; run 'facecluster scan' once to upgrade it")
                 return
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            version = _check_schema(self.db)
+            if version is not None and version < SCHEMA_VERSION:
+                self._upgrade(version)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(_SCHEMA)
-            version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if version is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(version[0]) != SCHEMA_VERSION:
-                raise IndexUnavailable(f"{self.path}: index schema {version[0]}, this version reads {SCHEMA_VERSION}")
+            self._create(version is None)
+        except _Foreign as error:
+            self.db.close()
+            raise IndexUnavailable(f"{self.path}: {error}; the file was left untouched") from None
         except sqlite3.DatabaseError as error:
             raise IndexUnavailable(f"{self.path}: cannot open the face index ({error})") from error
+
+    def _create(self, new: bool) -> None:
+        """Create the tables of a new index (or those an upgraded one lacks) and stamp it."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            if new:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _upgrade(self, version: int) -> None:
+        """Bring an index of an earlier schema to this one, all at once or not at all."""
+        self.db.execute("PRAGMA foreign_keys=OFF")
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _MIGRATE_1_TO_2.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+            self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
         self.closed = True
 
     def photos(self) -> dict[str, StoredPhoto]:
-        """Every indexed path."""
-        rows = self.db.execute("SELECT path, size, mtime_ns, sha256, error FROM photos")
-        return {_relative(r[0]): StoredPhoto(_relative(r[0]), r[1], r[2], r[3], r[4]) for r in rows}
+        """Every indexed path, present or missing."""
+        rows = self.db.execute("SELECT path, size, mtime_ns, sha256, error, missing_since FROM photos")
+        return {_relative(r[0]): StoredPhoto(_relative(r[0]), *r[1:]) for r in rows}
 
     def has_content(self, sha256: str) -> bool:
         """Whether this content was analysed already (skipped contents are retried)."""
@@ -187,9 +347,16 @@ class FaceIndex:
             self._upsert_paths(entries)
 
     def record_analysis(self, content: StoredContent, faces: list[Face], paths: list[StoredPhoto]) -> None:
-        """Store one analysed content, its faces and every path holding it, atomically."""
+        """Store one analysed content, its faces and every path holding it, atomically.
+
+        A content analysed before keeps its faces (and their ids) unless this analysis replaces a
+        failed one.
+        """
         sha256 = content.sha256
         with self.transaction():
+            if self.has_content(sha256):
+                self._upsert_paths(paths)
+                return
             self.db.execute("DELETE FROM faces WHERE sha256=?", (sha256,))
             self.db.execute(
                 "INSERT OR REPLACE INTO contents VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -215,11 +382,51 @@ class FaceIndex:
             )
             self._upsert_paths(paths)
 
-    def remove_paths(self, relatives: Iterable[str]) -> None:
-        """Forget these paths and every content no path refers to any more."""
+    def mark_missing(self, relatives: Iterable[str], when: str) -> None:
+        """These paths are gone: keep them (content, faces, corrections) as missing since ``when``."""
         with self.transaction():
-            self.db.executemany("DELETE FROM photos WHERE path=?", ((_key(r),) for r in relatives))
+            self.db.executemany(
+                "UPDATE photos SET missing_since=? WHERE path=? AND missing_since IS NULL",
+                ((when, _key(r)) for r in relatives),
+            )
+
+    def mark_present(self, relatives: Iterable[str]) -> None:
+        """These missing paths are back, unchanged."""
+        with self.transaction():
+            self.db.executemany("UPDATE photos SET missing_since=NULL WHERE path=?", ((_key(r),) for r in relatives))
+
+    def settle_moves(self) -> int:
+        """Forget missing paths whose content is present at another path (a move); return how many."""
+        with self.transaction():
+            return self.db.execute(
+                "DELETE FROM photos WHERE missing_since IS NOT NULL AND sha256 IN"
+                " (SELECT sha256 FROM photos WHERE missing_since IS NULL AND error IS NULL AND sha256 IS NOT NULL)"
+            ).rowcount
+
+    def missing_contents(self) -> dict[str, list[str]]:
+        """Contents no present path holds -> their missing paths."""
+        rows = self.db.execute(
+            "SELECT sha256, path FROM photos WHERE missing_since IS NOT NULL AND sha256 NOT IN"
+            " (SELECT sha256 FROM photos WHERE missing_since IS NULL AND error IS NULL AND sha256 IS NOT NULL)"
+            " ORDER BY path"
+        )
+        missing: dict[str, list[str]] = {}
+        for sha, path in rows:
+            missing.setdefault(sha, []).append(_relative(path))
+        return missing
+
+    def prune_missing(self) -> None:
+        """Forget every missing path, and the contents (with their faces) no path holds any more."""
+        with self.transaction():
+            self.db.execute("DELETE FROM photos WHERE missing_since IS NOT NULL")
             self._drop_orphans()
+
+    def orphans(self) -> list[str]:
+        """Contents no path row refers to (a photo changed in place and its old content)."""
+        rows = self.db.execute(
+            "SELECT sha256 FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM photos WHERE sha256 IS NOT NULL)"
+        )
+        return [row[0] for row in rows]
 
     def drop_orphans(self) -> None:
         """Forget contents (and their faces) that no path refers to, e.g. after a file changed."""
@@ -227,7 +434,15 @@ class FaceIndex:
             self._drop_orphans()
 
     def _drop_orphans(self) -> None:
-        self.db.execute("DELETE FROM contents WHERE sha256 NOT IN (SELECT sha256 FROM photos WHERE sha256 IS NOT NULL)")
+        orphans = self.orphans()
+        self.db.executemany(
+            "DELETE FROM memberships WHERE face_id IN (SELECT id FROM faces WHERE sha256=?)", ((s,) for s in orphans)
+        )
+        self.db.executemany(
+            "DELETE FROM rejections WHERE face_id IN (SELECT id FROM faces WHERE sha256=?)", ((s,) for s in orphans)
+        )
+        self.db.executemany("DELETE FROM faces WHERE sha256=?", ((s,) for s in orphans))
+        self.db.executemany("DELETE FROM contents WHERE sha256=?", ((s,) for s in orphans))
 
     def contents(self) -> dict[str, StoredContent]:
         """Every analysed content, by SHA-256."""
@@ -235,14 +450,13 @@ class FaceIndex:
         return {r[0]: StoredContent(*r) for r in rows}
 
     def faces(self, embeddings: bool = True) -> list[StoredFace]:
-        """Every face of a content some readable path still holds, in id order.
+        """Every face of the index (missing photos' too), in id order.
 
         Without ``embeddings`` their vectors are left empty.
         """
         vector = "embedding" if embeddings else "NULL"
         rows = self.db.execute(
-            f"SELECT id, sha256, x1, y1, x2, y2, score, size, sharpness, {vector} FROM faces"
-            " WHERE sha256 IN (SELECT sha256 FROM photos WHERE error IS NULL) ORDER BY id"
+            f"SELECT id, sha256, x1, y1, x2, y2, score, size, sharpness, {vector} FROM faces ORDER BY id"
         )
         empty = np.zeros(0, np.float32)
         return [
@@ -277,8 +491,11 @@ class FaceIndex:
         return bytes(row[0]) if row and row[0] else b""
 
     def _upsert_paths(self, entries: Iterable[StoredPhoto]) -> None:
+        """Present paths; one that cannot be read now keeps the content it held (and so its faces)."""
         self.db.executemany(
-            "INSERT OR REPLACE INTO photos VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO photos VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (path) DO UPDATE SET size=excluded.size,"
+            " mtime_ns=excluded.mtime_ns, sha256=coalesce(excluded.sha256, photos.sha256), error=excluded.error,"
+            " missing_since=NULL",
             ((_key(e.relative), e.size, e.mtime_ns, e.sha256, e.error) for e in entries),
         )
 

@@ -7,7 +7,11 @@ leaves the folder locked.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from facecluster.errors import OutputBusy, StorageError
@@ -65,3 +69,30 @@ class OutputLock:
 
     def __exit__(self, *_: object) -> None:
         self.release()
+
+
+@contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM until the block ends, then raise KeyboardInterrupt if one came.
+
+    The KeyboardInterrupt's message says the work was completed before stopping.
+
+    For the short step between committing a change and rewriting its outputs, so an interrupted
+    command leaves either nothing changed or everything done. The list names the signals held.
+    Outside the main thread (where Python cannot catch signals) the block simply runs.
+    """
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    kinds = [signal.SIGINT, signal.SIGTERM]
+    previous = {kind: signal.getsignal(kind) for kind in kinds}
+    for kind in kinds:
+        signal.signal(kind, lambda number, frame: held.append(number))
+    try:
+        yield held
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
+    if held:
+        raise KeyboardInterrupt("the change was completed (index and outputs) before stopping")

@@ -11,6 +11,7 @@ else a new id. Named people are never deleted by a re-run; unnamed people withou
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -21,6 +22,24 @@ from facecluster.storage.index import FaceIndex
 
 NOBODY = 0
 """The person id of a rejection that means "not a face / a stranger" (facecluster forget)."""
+MAX_NAME_LENGTH = 200
+RESERVED_NAMES = frozenset({"unsorted", "no-faces.txt", "nobody", "missing"})
+"""Casefolded names that would read as album folders (people/unsorted) or special words."""
+CARRY_DISTANCE = 0.4
+"""The furthest a face of an edited photo may lie from its old embedding and still keep its corrections
+(the same face re-encoded lies within about 0.2; two people of one photo rarely within 0.6)."""
+_REFERENCE = re.compile(r"(?:(?P<kind>[pPfF])|(?P<key>person_))?0*(?P<number>\d+)")
+
+
+def _reference(text: str) -> tuple[str | None, int | None]:
+    """('person' | 'face' | None for a bare number, the number) when text is an id; (None, None) otherwise."""
+    match = _REFERENCE.fullmatch(text.strip())
+    if match is None:
+        return None, None
+    kind = match.group("kind")
+    if match.group("key"):
+        return "person", int(match.group("number"))
+    return ({"p": "person", "f": "face"}.get(kind.lower()) if kind else None), int(match.group("number"))
 
 
 @dataclass(frozen=True)
@@ -113,22 +132,67 @@ class People:
             self._drop_empty()
         return [int(person) for person in chosen if person is not None]
 
+    def label(self, person: int) -> str:
+        """How messages show a person: 'p7 "Alice"' or 'p7 (unnamed)'."""
+        row = self.db.execute("SELECT name FROM people WHERE id=?", (person,)).fetchone()
+        return f"p{person} {row[0]!r}" if row and row[0] else f"p{person} (unnamed)"
+
     def resolve(self, text: str) -> int:
-        """A person id from an id ('7'), a key ('person_0007') or a name."""
+        """A person id from 'p7', 'person_0007', a name (any case) or a bare number nobody could read as a face.
+
+        PeopleError, with what the text could have meant, when there is no such person.
+        """
+        text = text.strip()
         names = self.names()
-        match = re.fullmatch(r"(?:person_)?0*(\d+)", text.strip())
-        if match and int(match.group(1)) in names:
-            return int(match.group(1))
-        named = [person for person, name in names.items() if name == text]
-        if not named:
-            raise PeopleError(f"no person {text!r} (give an id, a person_NNNN key or a name; see 'facecluster people')")
-        return named[0]
+        kind, number = _reference(text)
+        if kind == "face":
+            raise PeopleError(f"{text} is a face, not a person; give a person as p7, person_0007 or a name")
+        if number is not None:
+            if number not in names:
+                raise PeopleError(f"no person p{number} (see 'facecluster people')")
+            if kind is None and self._face_exists(number):
+                raise PeopleError(
+                    f"{text} is ambiguous: write p{number} for the person {self.label(number)} "
+                    f"or f{number} for the face {number}"
+                )
+            return number
+        wanted = text.casefold()
+        named = [person for person, name in names.items() if name is not None and name.casefold() == wanted]
+        if named:
+            return named[0]
+        message = f"no person named {text!r}"
+        known = {name.casefold(): name for name in names.values() if name}
+        close = difflib.get_close_matches(wanted, list(known), n=3, cutoff=0.6)
+        if close:
+            message += "; did you mean " + " or ".join(repr(known[c]) for c in close) + "?"
+        raise PeopleError(message + " (see 'facecluster people')")
 
     def face(self, text: str) -> int:
-        """A face id that exists in the index."""
-        if not text.strip().isdigit() or not self.db.execute("SELECT 1 FROM faces WHERE id=?", (int(text),)).fetchone():
-            raise PeopleError(f"no face {text!r} (face ids are listed by 'facecluster people PERSON')")
-        return int(text)
+        """A face id from 'f12' or a bare number that is not also a person's id; PeopleError otherwise."""
+        text = text.strip()
+        kind, number = _reference(text)
+        if kind == "person":
+            raise PeopleError(f"{text} is a person, not a face; faces are given as f12 ('facecluster people PERSON')")
+        if number is None:
+            raise PeopleError(
+                f"{text!r} is not a face; faces are given as f12 ('facecluster people PERSON' lists them)"
+            )
+        if not self._face_exists(number):
+            raise PeopleError(f"no face f{number} in this index ('facecluster people PERSON' lists face ids)")
+        if kind is None and number in self.names():
+            raise PeopleError(
+                f"{text} is ambiguous: write f{number} for the face {number} "
+                f"or p{number} for the person {self.label(number)}"
+            )
+        return number
+
+    def faces_of(self, person: int) -> list[int]:
+        """The face ids of a person, in id order."""
+        rows = self.db.execute("SELECT face_id FROM memberships WHERE person_id=? ORDER BY face_id", (person,))
+        return [row[0] for row in rows]
+
+    def _face_exists(self, face: int) -> bool:
+        return self.db.execute("SELECT 1 FROM faces WHERE id=?", (face,)).fetchone() is not None
 
     def create(self, name: str) -> int:
         """A new, named person without faces yet."""
@@ -137,12 +201,19 @@ class People:
             return int(self.db.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid)
 
     def _checked(self, name: str, person: int | None) -> str:
+        """A valid, unused name: PeopleError for empty, unreadable, id-like or reserved names and names in use."""
         name = name.strip()
-        if not name or any(ord(c) < 32 for c in name):
+        if not name or any(ord(c) < 32 or ord(c) == 127 for c in name):
             raise PeopleError("a name must be non-empty and without control characters")
-        other = self.db.execute("SELECT id FROM people WHERE name=? AND id IS NOT ?", (name, person)).fetchone()
-        if other:
-            raise PeopleError(f"person_{other[0]:04d} is already named {name!r}; merge the two instead")
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+            raise PeopleError("the name is not valid text (undecodable bytes); give it in UTF-8")
+        if len(name) > MAX_NAME_LENGTH:
+            raise PeopleError(f"a name may have at most {MAX_NAME_LENGTH} characters")
+        if _reference(name)[1] is not None or name.casefold() in RESERVED_NAMES:
+            raise PeopleError(f"{name!r} cannot be a name: it reads as a person or face id, or an album folder")
+        for other, existing in self.names().items():
+            if other != person and existing is not None and existing.casefold() == name.casefold():
+                raise PeopleError(f"{self.label(other)} is already named {existing!r}; merge the two instead")
         return name
 
     def name(self, person: int, name: str) -> None:
@@ -179,10 +250,16 @@ class People:
             self._place(faces, new, refuse=person)
         return int(new)
 
+    def person_of(self, face: int) -> int | None:
+        """The person a face belongs to now (None: unsorted)."""
+        row = self.db.execute("SELECT person_id FROM memberships WHERE face_id=?", (face,)).fetchone()
+        return row[0] if row else None
+
     def move(self, face: int, person: int) -> None:
-        """This face is ``person``, and not whoever had it before."""
-        current = self.members().get(face, (None,))[0]
+        """This face is ``person``, and not whoever had it before; both people's faces become confirmed."""
+        current = self.person_of(face)
         with self.index.transaction():
+            self._confirm(person)
             if current is not None and current != person:
                 self._confirm(current)
             self.db.execute("DELETE FROM rejections WHERE face_id=? AND person_id IN (?, ?)", (face, person, NOBODY))
@@ -190,13 +267,49 @@ class People:
 
     def forget(self, face: int) -> None:
         """This face is nobody to group: not a face, or a stranger."""
-        current = self.members().get(face, (None,))[0]
+        current = self.person_of(face)
         with self.index.transaction():
             if current is not None:
                 self._confirm(current)
             self.db.execute("DELETE FROM memberships WHERE face_id=?", (face,))
             self.db.execute("INSERT OR IGNORE INTO rejections VALUES (?, ?)", (face, NOBODY))
             self._drop_empty()
+
+    def carry_over(self, old_sha: str, new_sha: str) -> int:
+        """Give the faces of a photo's new content (edited in place) what was said of its old faces.
+
+        Faces are paired when each is the other's nearest and their embeddings lie within
+        CARRY_DISTANCE; each new face takes its old face's person (confirmed or not) and rejections.
+        Returns how many faces carried a correction or a person over.
+        """
+        old, new = self._vectors(old_sha), self._vectors(new_sha)
+        if not old or not new:
+            return 0
+        old_ids, new_ids = list(old), list(new)
+        distance = np.linalg.norm(
+            np.stack(list(old.values()))[:, None, :] - np.stack(list(new.values()))[None, :, :], axis=2
+        )
+        carried = 0
+        with self.index.transaction():
+            for row, old_face in enumerate(old_ids):
+                column = int(distance[row].argmin())
+                if int(distance[:, column].argmin()) != row or distance[row, column] > CARRY_DISTANCE:
+                    continue
+                new_face = new_ids[column]
+                done = self.db.execute(
+                    "INSERT OR IGNORE INTO memberships SELECT ?, person_id, confirmed FROM memberships WHERE face_id=?",
+                    (new_face, old_face),
+                ).rowcount
+                done += self.db.execute(
+                    "INSERT OR IGNORE INTO rejections SELECT ?, person_id FROM rejections WHERE face_id=?",
+                    (new_face, old_face),
+                ).rowcount
+                carried += bool(done)
+        return carried
+
+    def _vectors(self, sha: str) -> dict[int, np.ndarray]:
+        rows = self.db.execute("SELECT id, embedding FROM faces WHERE sha256=? ORDER BY id", (sha,))
+        return {row[0]: np.frombuffer(row[1], np.float32) for row in rows}
 
     def _place(self, faces: list[int], person: int, refuse: int | None) -> None:
         self.db.executemany("INSERT OR REPLACE INTO memberships VALUES (?, ?, 1)", ((f, person) for f in faces))
