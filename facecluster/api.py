@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facecluster.grouping import GroupingOptions, group_embeddings
+from facecluster.grouping import GroupingOptions, checked_distance, group_embeddings
 from facecluster.types import Face, Verification
 
 if TYPE_CHECKING:
@@ -54,7 +54,11 @@ def main_face(faces: list[Face]) -> Face:
 def verify(
     first: Face | np.ndarray, second: Face | np.ndarray, threshold: float = SAME_PERSON_THRESHOLD
 ) -> Verification:
-    """Compare two faces (or two unit embeddings) by the Euclidean distance of their embeddings."""
+    """Compare two faces (or two unit embeddings) by the Euclidean distance of their embeddings.
+
+    Raises InvalidInput unless ``threshold`` is a finite number from 0 to 2 (``checked_distance``).
+    """
+    threshold = checked_distance(threshold)
     a = first.embedding if isinstance(first, Face) else np.asarray(first, dtype=np.float32)
     b = second.embedding if isinstance(second, Face) else np.asarray(second, dtype=np.float32)
     return Verification(distance=float(np.linalg.norm(a - b)), threshold=threshold)
@@ -70,6 +74,7 @@ def group(
 
     Labels are numbered 0, 1, ... by decreasing group size. ``photos`` names each row's photo, so
     that two faces of one photo never share a group. ``method`` and ``threshold`` are those of
-    ``facecluster scan`` (see ``facecluster.grouping``).
+    ``facecluster scan`` (see ``facecluster.grouping``); InvalidInput for an unknown method or a
+    threshold that is not a finite number from 0 to 2.
     """
     return group_embeddings(embeddings, GroupingOptions(method=method, threshold=threshold), photos)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from facecluster.api import SAME_PERSON_THRESHOLD, main_face, verify
-from facecluster.cli.common import EXIT_BAD_INPUT, device_option, fail, load_analyzer, note
+from facecluster.cli.common import DISTANCE, EXIT_BAD_INPUT, device_option, fail, load_analyzer, note
 from facecluster.errors import ImageLoadError
 
 
@@ -18,7 +18,7 @@ from facecluster.errors import ImageLoadError
 @click.argument("second", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--threshold",
-    type=float,
+    type=DISTANCE,
     default=SAME_PERSON_THRESHOLD,
     show_default=True,
     help="Distance below which the faces count as the same person (chosen on LFW).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facecluster.errors import FaceclusterError, InvalidInput, OutputBusy, StorageError
-from facecluster.grouping import DEFAULT_METHOD, DEFAULT_THRESHOLDS, METHODS
+from facecluster.grouping import DEFAULT_METHOD, DEFAULT_THRESHOLDS, MAX_DISTANCE, METHODS
 from facecluster.inference.runtime import DEVICES
 from facecluster.pipeline.ingest import Progress as ScanProgress
 
@@ -36,6 +37,23 @@ EXIT_CODES: tuple[tuple[type[FaceclusterError], int], ...] = (
 
 stderr = Console(stderr=True)
 
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN (which passes every comparison); --help shows the range."""
+
+    name = "number"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number from {self.min:g} to {self.max:g}.", param, ctx)
+        return number
+
+
+DISTANCE = FiniteRange(0.0, MAX_DISTANCE)
+"""Every distance threshold option (grouping, verify): a number from 0 to 2, the largest distance
+between two unit embeddings; NaN, infinities and anything outside are a usage error (exit 2)."""
+
 device_option = click.option(
     "--device",
     type=click.Choice(DEVICES),
@@ -54,7 +72,7 @@ method_option = click.option(
 )
 threshold_option = click.option(
     "--threshold",
-    type=float,
+    type=DISTANCE,
     default=None,
     help="Grouping distance between unit embeddings (linkage methods: root-mean-square distance between two "
     "groups' faces; hdbscan: selection epsilon). Larger joins more [default: "

@@ -7,9 +7,19 @@ nearest-neighbour graph and ``neighbours`` the neighbour search it runs on.
 from facecluster.grouping.methods import (
     DEFAULT_METHOD,
     DEFAULT_THRESHOLDS,
+    MAX_DISTANCE,
     METHODS,
     GroupingOptions,
+    checked_distance,
     group_embeddings,
 )
 
-__all__ = ["DEFAULT_METHOD", "DEFAULT_THRESHOLDS", "METHODS", "GroupingOptions", "group_embeddings"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_THRESHOLDS",
+    "MAX_DISTANCE",
+    "METHODS",
+    "GroupingOptions",
+    "checked_distance",
+    "group_embeddings",
+]

@@ -19,11 +19,12 @@ Two faces of one photo are never put in one group by the linkage methods (HDBSCA
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from facecluster.errors import CorrectionsNotSupported
+from facecluster.errors import CorrectionsNotSupported, InvalidInput
 from facecluster.grouping.linkage import MergeRule, average_linkage
 from facecluster.grouping.neighbours import nearest_neighbours
 
@@ -51,14 +52,33 @@ NEIGHBOURS = 10
 """Graph edges per face: each face is compared with its 10 most similar faces (and whatever
 they merge into)."""
 
+MAX_DISTANCE = 2.0
+"""The largest distance between two unit embeddings (opposite directions): every distance
+threshold (grouping, ``verify``) is a finite number from 0 to this."""
+
+
+def checked_distance(value: float, what: str = "threshold") -> float:
+    """``value`` as a float, or InvalidInput unless it is a real number from 0 to MAX_DISTANCE (not NaN)."""
+    if isinstance(value, numbers.Real) and 0.0 <= float(value) <= MAX_DISTANCE:  # NaN fails the comparison
+        return float(value)
+    raise InvalidInput(
+        f"{what} must be a distance between unit embeddings, a number from 0 to {MAX_DISTANCE:g}; not {value!r}"
+    )
+
 
 @dataclass(frozen=True)
 class GroupingOptions:
-    """How faces are grouped."""
+    """How faces are grouped; InvalidInput for an unknown method or a threshold ``checked_distance`` refuses."""
 
     method: str = DEFAULT_METHOD
     threshold: float | None = None
     """None means the method's default from DEFAULT_THRESHOLDS."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidInput(f"unknown grouping method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.threshold is not None:  # kept as a plain float (numpy scalars would not round-trip as_meta)
+            object.__setattr__(self, "threshold", checked_distance(self.threshold, "the grouping threshold"))
 
     @property
     def effective_threshold(self) -> float:
@@ -70,8 +90,16 @@ class GroupingOptions:
 
     @classmethod
     def from_meta(cls, method: str | None, threshold: str | None) -> GroupingOptions:
-        """The options of the last scan, from the index's meta values (defaults when absent)."""
-        return cls(method or DEFAULT_METHOD, float(threshold) if threshold else None)
+        """The options of the last scan, from the index's meta values.
+
+        Defaults stand in for absent values, and the method's default threshold for one that is
+        unusable (earlier versions stored whatever ``--threshold`` was given, NaN included).
+        """
+        try:
+            value = checked_distance(float(threshold)) if threshold else None
+        except (ValueError, InvalidInput):
+            value = None
+        return cls(method or DEFAULT_METHOD, value)
 
     def merge_rule(self) -> MergeRule:
         """The linkage methods' rule in cosine-similarity terms (|a - b|^2 = 2 - 2 a.b)."""
@@ -133,8 +161,6 @@ def group_embeddings(
     row pairs that must never share a group. Labels are numbered 0, 1, ... by decreasing group
     size (ties: first face first). HDBSCAN raises CorrectionsNotSupported when given seeds or apart.
     """
-    if options.method not in METHODS:
-        raise ValueError(f"unknown grouping method {options.method!r}; choose one of {', '.join(METHODS)}")
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if options.method == "hdbscan":
         if (seeds is not None and (seeds >= 0).any()) or (apart is not None and len(apart)):

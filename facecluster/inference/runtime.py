@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facecluster.errors import DeviceError
+from facecluster.errors import DeviceError, InvalidInput
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 DEVICES = ("auto", "cpu", "cuda")
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+MAX_THREADS = 1024
+"""The most CPU threads FACECLUSTER_THREADS may ask for (a whole number from 1 to this)."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,18 @@ def model_path(filename: str) -> Path:
 
 
 def _cpu_threads() -> int:
-    """Intra-op threads: FACECLUSTER_THREADS, else every core this process may use."""
+    """Intra-op threads: FACECLUSTER_THREADS, else every core this process may use; InvalidInput for a bad value."""
     configured = os.environ.get("FACECLUSTER_THREADS")
     if configured:
-        return max(1, int(configured))
+        try:
+            threads = int(configured)
+        except ValueError:
+            threads = 0
+        if not 1 <= threads <= MAX_THREADS:
+            raise InvalidInput(
+                f"FACECLUSTER_THREADS must be a whole number from 1 to {MAX_THREADS}, not {configured!r}"
+            )
+        return threads
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
