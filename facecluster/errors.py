@@ -45,3 +45,7 @@ class StorageError(FaceclusterError):
 
 class IndexUnavailable(StorageError):
     """The face index cannot be opened: corrupt, foreign or of another version."""
+
+
+class IndexOutdated(IndexUnavailable):
+    """The face index was made by an earlier facecluster: opening it for writing upgrades it."""

@@ -29,7 +29,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facecluster.errors import IndexUnavailable, InvalidInput, NoLibrary, OutputBusy, PeopleError, StorageError
+from facecluster.errors import (
+    IndexOutdated,
+    IndexUnavailable,
+    InvalidInput,
+    NoLibrary,
+    OutputBusy,
+    PeopleError,
+    StorageError,
+)
 from facecluster.grouping import GroupingOptions
 from facecluster.outputs import write_outputs
 from facecluster.outputs.xmp import SidecarReport, write_sidecars
@@ -473,9 +481,14 @@ def _grouping(index: FaceIndex) -> GroupingOptions:
 
 @contextmanager
 def _reading(output: Path) -> Iterator[FaceIndex]:
-    """The index of ``output``, opened read-only (never modified)."""
+    """The index of ``output``, opened read-only (never modified, except that one of an earlier schema is upgraded)."""
     try:
-        index = FaceIndex(output, readonly=True)
+        try:
+            index = FaceIndex(output, readonly=True)
+        except IndexOutdated:
+            with _writing(output):
+                pass
+            index = FaceIndex(output, readonly=True)
     except IndexUnavailable as error:
         raise IndexUnavailable(f"{error}{_hint(error.__cause__)}") from error
     try:

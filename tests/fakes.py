@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from facecluster.errors import ImageLoadError
-from facecluster.types import AnalysisResult, Face, FaceQuality
+from facecluster.library import Library
+from facecluster.types import AnalysisResult, Face, FaceQuality, Person
 
 TILE = 64
 WHITE = (255, 255, 255)
@@ -98,3 +99,25 @@ class FakeAnalyzer:
                     )
                 )
             yield AnalysisResult(source, faces, size=(rgb.shape[1], rgb.shape[0]))
+
+
+ALICE, BOB, CAROL = 1, 2, 3
+
+
+def write_library(root: Path) -> Path:
+    """Alice in 4 photos, Bob in 3, Carol in 2, a stranger once, a photo with no face, a broken file."""
+    for n in range(4):
+        write_photo(root / "2020" / f"alice{n}.png", [ALICE], variant=n)
+    for n in range(3):
+        write_photo(root / "2021" / f"bob{n}.png", [BOB], variant=n)
+    write_photo(root / "2021" / "party.png", [ALICE, BOB, CAROL], variant=7)
+    write_photo(root / "carol.png", [CAROL], variant=1)
+    write_photo(root / "stranger.png", [99], variant=0)
+    write_photo(root / "landscape.png", [None])
+    (root / "broken.jpg").write_bytes(b"not a picture")
+    return root
+
+
+def by_size(library: Library) -> dict[int, Person]:
+    """A library's people by their number of faces (Alice 5, Bob 4, Carol 2 in ``write_library``)."""
+    return {len(person.faces): person for person in library.people()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,41 +20,7 @@ from facecluster import (
     ScanOptions,
 )
 from facecluster.storage.lock import OutputLock
-from tests.fakes import FakeAnalyzer, colour, embedding, write_photo
-
-ALICE, BOB, CAROL = 1, 2, 3
-
-
-@pytest.fixture()
-def fake() -> FakeAnalyzer:
-    return FakeAnalyzer()
-
-
-@pytest.fixture()
-def photos(tmp_path: Path) -> Path:
-    """Alice in 4 photos, Bob in 3, Carol in 2, a stranger once, a photo with no face, a broken file."""
-    root = tmp_path / "photos"
-    for n in range(4):
-        write_photo(root / "2020" / f"alice{n}.png", [ALICE], variant=n)
-    for n in range(3):
-        write_photo(root / "2021" / f"bob{n}.png", [BOB], variant=n)
-    write_photo(root / "2021" / "party.png", [ALICE, BOB, CAROL], variant=7)
-    write_photo(root / "carol.png", [CAROL], variant=1)
-    write_photo(root / "stranger.png", [99], variant=0)
-    write_photo(root / "landscape.png", [None])
-    (root / "broken.jpg").write_bytes(b"not a picture")
-    return root
-
-
-@pytest.fixture()
-def library(photos: Path, tmp_path: Path, fake: FakeAnalyzer) -> Library:
-    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake)
-    library.scan()
-    return library
-
-
-def by_size(library: Library) -> dict[int, facecluster.Person]:
-    return {len(person.faces): person for person in library.people()}
+from tests.fakes import ALICE, by_size, colour, embedding, write_photo
 
 
 def test_scan_returns_a_typed_outcome(photos, tmp_path, fake):

@@ -12,6 +12,7 @@ import click
 
 from facecluster import __version__
 from facecluster.cli.analyze import faces_command, verify_command
+from facecluster.cli.common import stop_on_sigterm
 from facecluster.cli.evaluate import eval_group
 from facecluster.cli.find import find_command
 from facecluster.cli.history import COMMANDS as HISTORY_COMMANDS
@@ -24,6 +25,7 @@ from facecluster.cli.xmp import xmp_command
 @click.version_option(__version__, prog_name="facecluster")
 def main() -> None:
     """Find, recognise and group the faces in your photos, offline."""
+    stop_on_sigterm()
     logging.getLogger("exifread").setLevel(logging.CRITICAL)  # damaged EXIF is normal in photo libraries
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -17,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from facecluster.errors import FaceclusterError, InvalidInput, OutputBusy, StorageError
 from facecluster.grouping import DEFAULT_METHOD, DEFAULT_THRESHOLDS, MAX_DISTANCE, METHODS
 from facecluster.inference.runtime import DEVICES
+from facecluster.library import Library
 from facecluster.pipeline.ingest import Progress as ScanProgress
 
 if TYPE_CHECKING:
@@ -108,8 +111,9 @@ def fail(message: str, as_json: bool = False, status: int = EXIT_BAD_INPUT) -> N
 
 
 @contextmanager
-def reported(as_json: bool = False, interrupted: str | None = None) -> Iterator[None]:
-    """Turn library errors into a message and their exit status; with ``interrupted``, Ctrl-C into 130."""
+def reported(as_json: bool = False, interrupted: str | Callable[[], str] | None = None) -> Iterator[None]:
+    """Turn library errors into a message and their exit status; with ``interrupted`` (a message, or a
+    function that tells what was done), Ctrl-C and SIGTERM into that message and exit 130."""
     try:
         yield
     except FaceclusterError as error:
@@ -117,8 +121,38 @@ def reported(as_json: bool = False, interrupted: str | None = None) -> Iterator[
     except KeyboardInterrupt:
         if interrupted is None:
             raise
-        note(interrupted)
+        note(interrupted() if callable(interrupted) else interrupted)
         sys.exit(EXIT_INTERRUPTED)
+
+
+@contextmanager
+def changing(output: Path) -> Iterator[Library]:
+    """The library of ``output`` for a command that changes it: errors reported, and an interruption
+    reported as what it is, by the history: nothing changed, or the change completed (and how to undo it)."""
+    with reported():
+        library = Library.open(output)
+        last = library.history(1)
+
+    def stopped() -> str:
+        now = library.history(1)
+        if now == last:
+            return "interrupted: nothing was changed"
+        return (
+            f"interrupted after the change was completed (#{now[0].id}); to take it back: facecluster undo -o {output}"
+        )
+
+    with reported(interrupted=stopped):
+        yield library
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM stops a command as Ctrl-C does: what it was doing is rolled back or completed, exit 130."""
+
+    def interrupt(number: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def load_analyzer(device: str) -> FaceAnalyzer:

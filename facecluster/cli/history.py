@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from facecluster.cli.common import note, output_option, reported
+from facecluster.cli.common import changing, note, output_option, reported
 from facecluster.library import Library
 from facecluster.outputs.files import display_text
 
@@ -41,8 +41,8 @@ def undo_command(output: Path) -> None:
     Names, merges, splits, moves, forgets and prunes are all undone exactly; the grouping and
     the outputs return to what they were before.
     """
-    with reported(interrupted="interrupted: nothing was changed"):
-        change = Library.open(output).undo()
+    with changing(output) as library:
+        change = library.undo()
     note(display_text(f"undid #{change.id} ({change.command}):"))
     for line in change.effects:
         note(display_text(f"    {line}"))
@@ -59,8 +59,8 @@ def prune_command(output: Path, dry_run: bool, as_json: bool) -> None:
     Scans never do this on their own: a missing photo keeps its faces and names until pruned.
     Named people stay. 'facecluster undo' brings everything back.
     """
-    with reported(interrupted="interrupted: nothing was changed"):
-        report = Library.open(output).prune(dry_run=dry_run)
+    with changing(output) as library:
+        report = library.prune(dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, **asdict(report)}, ensure_ascii=True))
         return

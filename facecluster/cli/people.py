@@ -16,12 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from facecluster.cli.common import note, output_option, reported
+from facecluster.cli.common import changing, note, output_option, reported
 from facecluster.library import Library, PeopleEditor
 from facecluster.outputs.files import display_text
 from facecluster.outputs.people_json import person_document
-
-_INTERRUPTED = "interrupted: nothing was changed"
 
 
 @click.command("people")
@@ -70,8 +68,8 @@ def people_command(person: str | None, output: Path, as_json: bool) -> None:
 @contextmanager
 def _change(output: Path, command: str) -> Iterator[PeopleEditor]:
     """Apply the block's corrections as one change, then say what changed and how to undo it."""
-    with reported(interrupted=_INTERRUPTED):
-        with Library.open(output).corrections(command) as edit:
+    with changing(output) as library:
+        with library.corrections(command) as edit:
             yield edit
         for line in edit.effects:
             note(display_text(line))

@@ -19,6 +19,7 @@ from facecluster.inference.exif import PhotoMetadata, read_metadata
 from facecluster.inference.images import open_regular
 from facecluster.pipeline.walk import FoundFile
 from facecluster.storage.index import FaceIndex, StoredContent, StoredPhoto
+from facecluster.storage.people import People
 from facecluster.types import AnalysisResult
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
     """Read, hash and analyse ``files`` into the index; return how many distinct contents were analysed."""
     progress = progress or Progress()
     progress.start(len(files))
+    stored = index.photos()
+    # The content each changed path held before, so corrections follow a photo edited in place.
+    before = {f.relative: stored[f.relative].sha256 for f in files if f.relative in stored}
     waiting: dict[str, list[StoredPhoto]] = {}
     """Content -> its paths, while the content is being analysed."""
     queue: deque[tuple[str, PhotoMetadata]] = deque()
@@ -121,8 +125,19 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
         analysed += 1
         progress.advance(len(result.faces))
     flush_known()
+    _carry_over_edits(index, files, before)
     index.drop_orphans()
     return analysed
+
+
+def _carry_over_edits(index: FaceIndex, files: list[FoundFile], before: dict[str, str | None]) -> None:
+    """Photos edited in place: their new faces take what was said of the old ones (facecluster.storage.people)."""
+    people = People(index)
+    now = index.photos()
+    for found in files:
+        old, new = before.get(found.relative), now.get(found.relative)
+        if old and new is not None and new.sha256 and new.sha256 != old:
+            people.carry_over(old, new.sha256)
 
 
 def _content(sha: str, result: AnalysisResult, metadata: PhotoMetadata) -> StoredContent:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facecluster.errors import IndexUnavailable
+from facecluster.errors import IndexOutdated, IndexUnavailable
 from facecluster.types import Face
 
 SCHEMA_VERSION = 2
@@ -278,7 +278,11 @@ class FaceIndex:
             if readonly:
                 self.db = _open_readonly(self.path)
                 if _check_schema(self.db) != SCHEMA_VERSION:
-                    raise _Foreign("made by an earlier facecluster; run 'facecluster scan' once to upgrade it")
+                    self.db.close()
+                    raise IndexOutdated(
+                        f"{self.path}: made by an earlier facecluster; any command that changes it "
+                        "(a scan, a correction) upgrades it"
+                    )
                 return
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             version = _check_schema(self.db)

@@ -75,8 +75,6 @@ class OutputLock:
 def signals_deferred() -> Iterator[list[int]]:
     """Hold SIGINT and SIGTERM until the block ends, then raise KeyboardInterrupt if one came.
 
-    The KeyboardInterrupt's message says the work was completed before stopping.
-
     For the short step between committing a change and rewriting its outputs, so an interrupted
     command leaves either nothing changed or everything done. The list names the signals held.
     Outside the main thread (where Python cannot catch signals) the block simply runs.
@@ -95,4 +93,4 @@ def signals_deferred() -> Iterator[list[int]]:
         for kind, handler in previous.items():
             signal.signal(kind, handler)
     if held:
-        raise KeyboardInterrupt("the change was completed (index and outputs) before stopping")
+        raise KeyboardInterrupt
