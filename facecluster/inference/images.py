@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from facecluster.errors import ImageLoadError
 
@@ -28,7 +28,29 @@ MAX_DECLARED_PIXELS = 400_000_000
 """Images declaring more pixels than this (and not reducible while decoding) are refused."""
 
 DEFAULT_DECODE_SIDE = 2560
-"""JPEGs are decoded at the smallest power-of-two reduction whose long side stays above this."""
+"""Large photos are brought down to a long side of at least this: JPEGs while they are decoded (the
+smallest power-of-two DCT reduction, at most 8), other formats right after (an integer box reduction)."""
+
+_GIB = 1 << 30
+MAX_DECODE_BYTES = _GIB
+"""The most memory (1 GiB) one photo may need to be decoded; a photo estimated above it is skipped
+before any pixel is decoded (``ImageLoadError``).
+
+The estimate, from the header's format, mode and size (after any JPEG reduction), is the pixels as
+Pillow holds them (``_stored_bytes_per_pixel``) times DECODE_COPIES (the decoded image and working
+copies), plus CONVERT_BYTES_PER_PIXEL for each pixel of the reduced image. It is an upper bound:
+measured peaks were 45-100 % of it (PNG, TIFF, JPEG, WebP, HEIC, AVIF; 8 and 16 bits; grey, RGB,
+RGBA). A 16-bit 20000 x 20000 grey PNG (a 1 MB file) is estimated at 1.7 GiB and skipped; a
+100-megapixel 8-bit RGB PNG (0.99 GiB) is decoded."""
+
+DECODE_COPIES = {"WEBP": 4}
+"""Copies of the pixels held at once while decoding, by format: 2 unless listed (the image, and a
+decoder's buffer or the box reduction's premultiplied copy); WebP's decoder hands its pixels over
+through two buffers of its own."""
+
+CONVERT_BYTES_PER_PIXEL = 24
+"""Memory per pixel of the reduced image for turning it upright and into 8-bit RGB (flattening
+transparency takes the most: four RGBA images, the RGB image and its array)."""
 
 
 @dataclass(frozen=True)
@@ -140,14 +162,64 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_NEAREST_MODES = ("1", "P", "PA")
+"""Modes whose values are not intensities (palette indices, bits): reduced by picking, not averaging."""
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""EXIF orientation tag -> the transposition that makes the photo upright (as ImageOps.exif_transpose)."""
+
+
+def _stored_bytes_per_pixel(mode: str) -> int:
+    """Bytes per pixel of an image of ``mode`` as Pillow holds it (three bands take four bytes)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def _reduction(size: tuple[int, int], decode_side: int) -> int:
+    """The integer factor that brings ``size`` down to a long side of at least ``decode_side`` (1: none)."""
+    return max(1, max(size) // max(1, decode_side))
+
+
+def _reduced_size(size: tuple[int, int], factor: int) -> tuple[int, int]:
+    return -(-size[0] // factor), -(-size[1] // factor)
+
+
+def decode_bytes(format: str | None, mode: str, size: tuple[int, int], decode_side: int = DEFAULT_DECODE_SIDE) -> int:
+    """Estimated memory to decode an image and turn it into upright 8-bit RGB (see MAX_DECODE_BYTES).
+
+    ``format`` is Pillow's name for the file format, ``size`` what the decoder will produce (after a JPEG draft).
+    """
+    width, height = _reduced_size(size, _reduction(size, decode_side))
+    stored = size[0] * size[1] * _stored_bytes_per_pixel(mode) * DECODE_COPIES.get(format or "", 2)
+    return stored + width * height * CONVERT_BYTES_PER_PIXEL
+
+
+def _high_bit_to_grey(image: Image.Image) -> Image.Image:
+    """An 8-bit grey image from a 16-bit, 32-bit integer or float one: 0-65535 (or 0-peak when
+    values go higher) scaled to 0-255 and rounded; images whose values stay within 0-255 kept as they are."""
+    values = np.asarray(image)
+    peak = float(values.max()) if values.size else 0.0
+    scaled = values.astype(np.float32)
+    if peak > 255:
+        scaled *= np.float32(255.0 / (65535.0 if peak <= 65535 else peak))
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return Image.fromarray(scaled.astype(np.uint8))
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB; transparency is flattened onto white."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = values.max() if values.size else 0.0
-        if peak > 255:
-            values = values * (255.0 / (65535.0 if peak <= 65535 else peak))
-        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode in _HIGH_BIT_MODES:
+        return _high_bit_to_grey(image).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -157,12 +229,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation tag; a missing, absurd or corrupt tag leaves it as is."""
+def _orientation(image: Image.Image) -> Image.Transpose | None:
+    """The transposition that the EXIF orientation tag asks for; None when missing, absurd or corrupt."""
     try:
-        return ImageOps.exif_transpose(image)
+        return _ORIENTATIONS.get(image.getexif().get(0x0112))
     except Exception:
-        return image
+        return None
 
 
 def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SIDE) -> LoadedImage:
@@ -171,8 +243,10 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
     A path that is not a regular file (a FIFO, device, socket or directory) is refused without
     being read (``open_regular``).
 
-    Large JPEGs are decoded at reduced size (Pillow draft mode) so that their long
-    side stays at least ``decode_side``. Raises ``ImageLoadError`` with a reason.
+    Large photos are brought down to a long side of at least ``decode_side``: JPEGs while they
+    are decoded (Pillow draft mode), others right after. A photo whose decoding would take more
+    than MAX_DECODE_BYTES (estimated from its header before decoding) is refused. 16-bit and
+    float images are scaled to 8 bits (see ``_high_bit_to_grey``). Raises ``ImageLoadError`` with a reason.
     """
     heif_supported()
     try:
@@ -194,9 +268,22 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
                         f"declares {full_width}x{full_height} pixels, more than the "
                         f"{MAX_DECLARED_PIXELS:,}-pixel limit (possible decompression bomb)"
                     )
-                scale = full_width / image.size[0]
+                needed = decode_bytes(image.format, image.mode, image.size, decode_side)
+                if needed > MAX_DECODE_BYTES:
+                    raise ImageLoadError(
+                        f"{full_width}x{full_height} pixels in mode {image.mode} would need about "
+                        f"{needed / _GIB:.1f} GiB to decode, more than the {MAX_DECODE_BYTES / _GIB:g} GiB limit"
+                    )
                 image.load()
-                rgb = _to_rgb(_upright(image))
+                orientation = _orientation(image)
+                factor = _reduction(image.size, decode_side)
+                if factor > 1:
+                    resample = Image.Resampling.NEAREST if image.mode in _NEAREST_MODES else Image.Resampling.BOX
+                    image = image.resize(_reduced_size(image.size, factor), resample)
+                scale = full_width / image.size[0]
+                rgb = _to_rgb(image)
+                if orientation is not None:
+                    rgb = rgb.transpose(orientation)
     except ImageLoadError:
         raise
     except NotRegularFile as error:
