@@ -452,9 +452,10 @@ class PruneReport:
     people: dict[str, int]
     """How many faces each person loses, by label ('p7 "Alice"')."""
 
-    def summary(self) -> str:
+    def summary(self, verb: str = "forgot") -> str:
+        """One line: '<verb> N missing photos and their M faces (faces lost: ...)'."""
         lost = ", ".join(f"{label} {count}" for label, count in sorted(self.people.items()))
-        return f"forgot {len(self.photos)} missing photos and their {len(self.faces)} faces" + (
+        return f"{verb} {len(self.photos)} missing photos and their {len(self.faces)} faces" + (
             f" (faces lost: {lost})" if lost else ""
         )
 

@@ -23,7 +23,7 @@ import pytest
 
 from facecluster import Library
 from facecluster.library import STALE_KEY
-from tests.fakes import ALICE, BOB, CAROL, write_photo
+from tests.fakes import ALICE, BOB, CAROL, FakeAnalyzer, write_library, write_photo
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -79,17 +79,32 @@ def launch(output: Path, arguments: list[str]) -> subprocess.Popen:
     )
 
 
-@pytest.fixture()
-def prepared(library: Library, photos: Path) -> Library:
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Library:
     """A library with 300 more photos (so each command works a while), a change to undo and a photo to prune."""
+    photos = write_library(tmp_path_factory.mktemp("interrupts") / "photos")
     for variant in range(10, 310):
         write_photo(photos / "more" / f"{variant}.png", [(ALICE, BOB, CAROL)[variant % 3]], variant)
+    fake = FakeAnalyzer()
+    library = Library.create(photos, photos.parent / "out", load_analyzer=lambda device: fake)
     library.scan()
     with library.corrections() as edit:
         edit.name(min(library.people(), key=lambda p: len(p.faces)).id, "Carol")
     (photos / "stranger.png").unlink()
     library.scan()
     return library
+
+
+@pytest.fixture()
+def photos(scanned: Library) -> Path:
+    return scanned.photos
+
+
+@pytest.fixture()
+def prepared(scanned: Library, tmp_path: Path) -> Library:
+    """A copy of ``scanned``'s output folder, for one test to change."""
+    shutil.copytree(scanned.output, tmp_path / "out", symlinks=True)
+    return Library.open(tmp_path / "out")
 
 
 @pytest.mark.parametrize("command", ["name", "merge", "split", "move", "forget", "undo", "prune"])

@@ -232,7 +232,8 @@ def test_the_cli_follows_links_unless_told_not_to(tmp_path: Path, elsewhere: Pat
     assert dry_run()["analyse"] == ["here.png", "trip/bob.png"]
     assert dry_run("--follow-symlinks")["analyse"] == ["here.png", "trip/bob.png"]
     refused = dry_run("--no-follow-symlinks")
-    assert refused["analyse"] == ["here.png"] and refused["unreadable_folders"] == ["trip"]
+    assert refused["analyse"] == ["here.png"] and [p["path"] for p in refused["not_scanned"]] == ["trip"]
+    assert "link" in refused["not_scanned"][0]["reason"]
 
 
 def test_a_photo_and_a_link_to_it_are_one_photo_with_two_paths(tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ def prune_command(output: Path, dry_run: bool, as_json: bool) -> None:
     for photo in report.photos:
         click.echo(display_text(photo))
     if dry_run:
-        note(display_text(f"would {report.summary()}; nothing changed (run without --dry-run to prune)"))
+        note(display_text(f"{report.summary('would forget')}; nothing changed (run without --dry-run to prune)"))
     elif report.photos:
         note(display_text(f"{report.summary()}; to take this back: facecluster undo -o {output}"))
     else:

@@ -16,6 +16,9 @@ from facecluster.library import Library
 from facecluster.outputs.files import display_text
 from facecluster.pipeline.plan import ScanOptions
 
+SKIPPED_SHOWN = 10
+"""Skipped files (and links not followed) listed after the summary, with their reasons."""
+
 
 @click.command("scan")
 @click.argument("photos", type=click.Path(path_type=Path))
@@ -144,6 +147,10 @@ def scan_command(
         for name, value in rows:
             table.add_row(name, escape(str(value)))
         Console(stderr=True).print(table)
+        for item in outcome.skipped[:SKIPPED_SHOWN]:
+            note(display_text(f"skipped {item.relative}: {item.reason}"))
+        if len(outcome.skipped) > SKIPPED_SHOWN:
+            note(f"... and {len(outcome.skipped) - SKIPPED_SHOWN} more skipped (all in report.html and people.json)")
         if outcome.missing:
             more = len(outcome.missing) - 5
             shown = ", ".join(display_text(m) for m in outcome.missing[:5]) + (f" and {more} more" if more > 0 else "")
@@ -164,7 +171,7 @@ def _print_plan(library: Library, options: ScanOptions, as_json: bool) -> None:
                     "analyse": [display_text(f.relative) for f in plan.to_read],
                     "missing": [display_text(r) for r in plan.vanished],
                     "returned": [display_text(r) for r in plan.returned],
-                    "unreadable_folders": [p.relative for p in plan.problems],
+                    "not_scanned": [{"path": display_text(p.relative), "reason": p.reason} for p in plan.problems],
                 }
             )
         )
@@ -175,6 +182,8 @@ def _print_plan(library: Library, options: ScanOptions, as_json: bool) -> None:
         click.echo(f"missing\t{display_text(relative)}")
     for relative in plan.returned:
         click.echo(f"back\t{display_text(relative)}")
+    for problem in plan.problems:
+        click.echo(display_text(f"not scanned\t{problem.relative}\t{problem.reason}"))
     note(
         f"{len(plan.found)} photos found: {len(plan.to_read)} to analyse, {len(plan.vanished)} gone from their path"
         f" (kept as missing unless found elsewhere), {len(plan.returned)} missing ones back"

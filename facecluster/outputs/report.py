@@ -125,6 +125,15 @@ def render_report(outcome: ScanOutcome, thumbnails: set[int]) -> str:
         ('<ul class="files">', "</ul>"),
         [f'<li><a href="{_e(_uri(photo.path))}">{_e(photo.relative)}</a></li>' for photo in no_faces],
     )
+    parts += _listing(
+        "missing",
+        "Missing photos",
+        _plural(len(outcome.missing), "photo")
+        + " no longer found: kept with their faces, names and corrections, out of the albums, until"
+        " found again or 'facecluster prune'",
+        ('<ul class="files">', "</ul>"),
+        [f"<li>{_e(relative)}</li>" for relative in outcome.missing],
+    )
     skipped = sorted(outcome.skipped, key=lambda item: item.relative)
     parts += _listing(
         "skipped",
@@ -152,6 +161,7 @@ def _header(outcome: ScanOutcome) -> str:
         ("unsorted", summary.pop("unsorted")),
         ("no face", summary.pop("no_faces")),
         ("skipped", summary.pop("skipped")),
+        ("missing", summary.pop("missing")),
     ]
     stats = "".join(f"<li><b>{_e(_value(value))}</b>{_e(label)}</li>" for label, value in counts)
     meta = "".join(
@@ -167,7 +177,7 @@ def _header(outcome: ScanOutcome) -> str:
         f'<ul class="stats">{stats}</ul>'
         + (f'<ul class="stats meta">{meta}</ul>' if meta else "")
         + f'<nav>{nav}<a href="#unsorted">unsorted</a><a href="#no-faces">no face</a>'
-        f'<a href="#skipped">skipped</a></nav></header>'
+        f'<a href="#missing">missing</a><a href="#skipped">skipped</a></nav></header>'
     )
 
 

@@ -93,6 +93,7 @@ class History:
         block that changed nothing leaves no change behind.
         """
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        command = _text(command)
         change = self.db.execute(
             "INSERT INTO changes (time, command, effects, undoes) VALUES (?, ?, '[]', ?)", (now, command, undoes)
         ).lastrowid
@@ -166,6 +167,11 @@ class History:
                 self.db.execute(f"UPDATE OR IGNORE {table} SET {assignments} WHERE {where}", [*values, *key_values])
         except sqlite3.IntegrityError:
             pass  # it refers to a face, content or person that is gone for good
+
+
+def _text(text: str) -> str:
+    """Text as SQLite can store it: bytes that were not UTF-8 (surrogate escapes) become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _decoded(column: str, value: object) -> object:
