@@ -131,10 +131,7 @@ def scan_command(
         rows = [
             ("photos with faces or none", summary["photos"]),
             ("new or changed files", summary["new_or_changed"]),
-            ("gone from their path", summary["vanished"]),
-            ("  of which moved or copies", summary["moved"]),
-            ("missing photos (kept)", summary["missing"]),
-            ("missing photos found again", summary["returned"]),
+
             ("faces", summary["faces"]),
             ("people", summary["people"]),
             ("unsorted faces", summary["unsorted"]),
@@ -144,6 +141,12 @@ def scan_command(
             ("time", f"{summary['seconds']:.1f} s"),
             ("ran on", summary["device"]),
         ]
+        changes = [
+            ("moved, renamed or copies gone", summary["moved"]),
+            ("missing photos (kept)", summary["missing"]),
+            ("missing photos found again", summary["returned"]),
+        ]
+        rows[2:2] = [(name, value) for name, value in changes if value]
         for name, value in rows:
             table.add_row(name, escape(str(value)))
         Console(stderr=True).print(table)
