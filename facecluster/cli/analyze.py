@@ -1,4 +1,8 @@
-"""`facecluster verify` and `facecluster faces`: faces of single photos."""
+"""`facecluster verify` and `facecluster faces`: faces of single photos.
+
+File names are printed as text: bytes that are not UTF-8 show as U+FFFD (``display_text``), so the
+JSON stays valid Unicode.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import click
 from facecluster.api import SAME_PERSON_THRESHOLD, main_face, verify
 from facecluster.cli.common import DISTANCE, EXIT_BAD_INPUT, device_option, fail, load_analyzer, note
 from facecluster.errors import ImageLoadError
+from facecluster.outputs.files import display_text
 
 
 @click.command("verify")
@@ -40,17 +45,17 @@ def verify_command(first: Path, second: Path, threshold: float, as_json: bool, d
         try:
             found = analyzer.analyze(path)
         except ImageLoadError as error:
-            fail(f"{path}: {error}", as_json)
+            fail(f"{display_text(str(path))}: {error}", as_json)
         if not found:
-            fail(f"{path}: no face found", as_json)
+            fail(f"{display_text(str(path))}: no face found", as_json)
         faces.append(found)
     result = verify(main_face(faces[0]), main_face(faces[1]), threshold)
     if as_json:
         click.echo(
             json.dumps(
                 {
-                    "first": str(first),
-                    "second": str(second),
+                    "first": display_text(str(first)),
+                    "second": display_text(str(second)),
                     "distance": round(result.distance, 6),
                     "threshold": threshold,
                     "same": result.same,
@@ -86,9 +91,9 @@ def faces_command(photos: tuple[Path, ...], embedding: bool, device: str) -> Non
     for result in analyzer.analyze_many(photos):
         if result.error is not None:
             failed = True
-            note(f"error: {result.source}: {result.error}")
+            note(f"error: {display_text(str(result.source))}: {result.error}")
             continue
         for index, face in enumerate(result.faces):
-            record = {"file": str(result.source), "face": index, **face.to_dict(with_embedding=embedding)}
+            record = {"file": display_text(str(result.source)), "face": index, **face.to_dict(with_embedding=embedding)}
             click.echo(json.dumps(record))
     sys.exit(EXIT_BAD_INPUT if failed else 0)

@@ -6,6 +6,10 @@ Layout under the output folder::
     people/unsorted/<photo name>       photos holding faces that belong to no person
     people/no-faces.txt                relative paths of the photos with no face, one a line
 
+Entry names too long for a file name (255 bytes) are shortened (``files.fit_name``). In no-faces.txt each
+path is written as its own bytes, with backslash, line feed and carriage return as ``\\\\``,
+``\\n`` and ``\\r``, so that every line is one path.
+
 The whole ``people`` folder is rebuilt on every run and swapped in at the end, so a run that is
 killed half-way leaves either the previous albums or the new ones, never a mixture.
 """
@@ -20,7 +24,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from facecluster.outputs.files import fresh_folder, fs_bytes, swap_in
+from facecluster.outputs.files import fit_name, fresh_folder, fs_bytes, swap_in
 from facecluster.pipeline.album_names import NO_FACES, RESERVED_FOLDERS, UNSORTED
 from facecluster.types import Photo, ScanOutcome, photos_by_date
 
@@ -68,7 +72,7 @@ def write_albums(outcome: ScanOutcome, output: Path, mode: str = "symlink") -> N
             for name, photo in _entry_names(photos):
                 _place(Path(os.path.realpath(photo.path)), album / name, mode, fallback)
         no_faces = sorted({photo.relative for photo in outcome.no_faces})
-        (build / NO_FACES).write_bytes(b"".join(fs_bytes(rel) + b"\n" for rel in no_faces))
+        (build / NO_FACES).write_bytes(b"".join(_listing_line(rel) for rel in no_faces))
         if fallback[0]:
             log.warning("hard links are not possible from %s to some photos; copied those instead", output)
         swap_in(build, output / PEOPLE, _OLD_PREFIX)
@@ -117,13 +121,19 @@ def _check_targets(root: Path, photos: Iterable[Photo]) -> None:
             raise ValueError(f"photo {path} lies outside the scanned folder {root}; not linking it")
 
 
+def _listing_line(relative: str) -> bytes:
+    """One line of no-faces.txt (see the module's docstring)."""
+    return fs_bytes(relative).replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r") + b"\n"
+
+
 def _entry_names(photos: list[Photo]) -> list[tuple[str, Photo]]:
     """File names for an album's entries: the photo's own name, plus a short hash on collisions.
 
     Names are compared case-insensitively (albums may live on a case-insensitive file system);
     every photo of a colliding name gets the hash of its relative path, so names stay stable.
+    A name too long for a file name is shortened, keeping its extension (``fit_name``).
     """
-    names = [Path(photo.path).name for photo in photos]
+    names = [fit_name(*os.path.splitext(Path(photo.path).name)) for photo in photos]
     counts: dict[str, int] = {}
     for name in names:
         counts[name.casefold()] = counts.get(name.casefold(), 0) + 1
@@ -134,10 +144,10 @@ def _entry_names(photos: list[Photo]) -> list[tuple[str, Photo]]:
             stem, suffix = os.path.splitext(name)
             digest = hashlib.sha1(fs_bytes(photo.relative)).hexdigest()
             length = 8
-            name = f"{stem}-{digest[:length]}{suffix}"
+            name = fit_name(f"{stem}-{digest[:length]}", suffix)
             while name.casefold() in used:
                 length += 2
-                name = f"{stem}-{digest[:length]}{suffix}"
+                name = fit_name(f"{stem}-{digest[:length]}", suffix)
             used.add(name.casefold())
         entries.append((name, photo))
     return entries

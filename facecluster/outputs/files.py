@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
 import tempfile
 from pathlib import Path
+
+MAX_NAME_BYTES = 255
+"""The longest file name, in bytes, written into the output folder: what Linux file systems (ext4,
+XFS, Btrfs) allow, and never more than APFS and NTFS allow (255 UTF-16 units)."""
+_TEMPORARY_EXTRA = len("." + "-" + "12345678" + ".tmp")
+"""What a temporary file's name adds to the name it stands for: a dot, a dash, 8 random characters, '.tmp'."""
 
 
 def display_text(text: str) -> str:
@@ -24,6 +31,36 @@ def display_text(text: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def fit_name(name: str, keep: str = "", limit: int = MAX_NAME_BYTES) -> str:
+    """``name + keep`` as a file name of at most ``limit`` bytes (``fs_bytes``).
+
+    A longer one keeps ``keep`` (an extension) and as much of ``name`` as fits, cut between two
+    characters, then '~' and 12 hex digits of the SHA-256 of the whole ``name + keep``: the same
+    name every run, and different for different names. A ``keep`` too long to fit is cut as well.
+    """
+    whole = name + keep
+    if len(fs_bytes(whole)) <= limit:
+        return whole
+    tail = f"~{hashlib.sha256(fs_bytes(whole)).hexdigest()[:12]}{keep}"
+    room = limit - len(fs_bytes(tail))
+    if room < 0:
+        return fit_name(whole, "", limit)
+    kept = 0
+    for character in name:
+        size = len(fs_bytes(character))
+        if size > room:
+            break
+        room -= size
+        kept += 1
+    return name[:kept] + tail
+
+
+def temporary_prefix(name: str) -> str:
+    """``.<name>-``, with ``name`` shortened (``fit_name``) so that the prefix, 8 random characters and
+    '.tmp' stay within MAX_NAME_BYTES: a temporary file named after the file it becomes."""
+    return f".{fit_name(name, limit=MAX_NAME_BYTES - _TEMPORARY_EXTRA)}-"
+
+
 def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
 
@@ -32,7 +69,7 @@ def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)

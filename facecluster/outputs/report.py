@@ -21,6 +21,12 @@ FILE_NAME = "report.html"
 THUMBS = "thumbs"
 _THUMB_NAME = re.compile(r"^\d+\.jpg$")
 _TIME_KEY = "seconds"
+_NOT_HTML = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef"
+    + "".join(f"{chr(plane | 0xFFFE)}{chr(plane | 0xFFFF)}" for plane in range(0, 0x110000, 0x10000))
+    + "]"
+)
+"""Characters that make an HTML document invalid wherever they appear: controls and noncharacters."""
 
 _CSS = """
 :root{color-scheme:light dark;--bg:#f7f7f5;--fg:#1d1d1f;--muted:#6b6b70;--card:#fff;--line:#e2e2e0;--accent:#2f6fde}
@@ -272,5 +278,9 @@ def _uri(path: Path) -> str:
 
 
 def _e(text: object) -> str:
-    """Outside text made safe for HTML text and attribute values."""
-    return html.escape(display_text(str(text)), quote=True)
+    """Outside text made safe for HTML text and attribute values.
+
+    Undecodable file-name bytes and the characters HTML does not allow in a document (control
+    characters other than tab, line feed, form feed and carriage return; noncharacters) become U+FFFD.
+    """
+    return html.escape(_NOT_HTML.sub("\ufffd", display_text(str(text))), quote=True)

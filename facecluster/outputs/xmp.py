@@ -5,6 +5,9 @@ Layout under the output folder::
 
     xmp/<relative path of the photo>.xmp     e.g. xmp/2019/beach.jpg.xmp
 
+A photo whose name is too long for ``<name>.xmp`` (255 bytes) gets a shortened sidecar name: as much
+of its name as fits, '~' and a hash of the whole name, then '.xmp' (``files.fit_name``).
+
 The whole ``xmp`` folder is rebuilt on every export and swapped in at the end, so sidecars of
 photos that no longer hold a person disappear, and a killed export leaves the previous folder.
 On request the sidecars go next to the original photos instead, where an existing file (another
@@ -24,7 +27,16 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from facecluster.outputs.files import display_text, fresh_folder, swap_in, write_atomic
+from facecluster.outputs.files import (
+    MAX_NAME_BYTES,
+    display_text,
+    fit_name,
+    fresh_folder,
+    fs_bytes,
+    swap_in,
+    temporary_prefix,
+    write_atomic,
+)
 from facecluster.types import FaceRecord, Photo, ScanOutcome
 
 XMP = "xmp"
@@ -143,6 +155,10 @@ def write_sidecars(outcome: ScanOutcome, destination: Path, beside_originals: bo
                     report.written += 1
                 except (FileExistsError, IsADirectoryError, NotADirectoryError):
                     report.skipped.append((relative, "its sidecar's name clashes with another sidecar's folder"))
+                except OSError as error:
+                    if error.errno != errno.ENAMETOOLONG:
+                        raise
+                    report.skipped.append((relative, "its sidecar's path would be too long"))
         swap_in(build, destination / XMP, _OLD_PREFIX)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -211,15 +227,17 @@ def _parts(relative: str) -> tuple[str, ...]:
 
 
 def _sidecar_path(folder: Path, relative: str) -> Path:
-    """``folder/<relative>.xmp``."""
+    """``folder/<relative>.xmp``, its name shortened when too long (see the module's docstring)."""
     *folders, name = _parts(relative)
-    return folder.joinpath(*folders, name + SUFFIX)
+    return folder.joinpath(*folders, fit_name(name, SUFFIX))
 
 
 def _write_beside(root: Path, resolved_root: Path, relative: str, data: bytes) -> str | None:
     """Write the sidecar of ``root/relative`` next to it; the reason when it was not written."""
     photo = root.joinpath(*_parts(relative))
     target = photo.with_name(photo.name + SUFFIX)
+    if len(fs_bytes(target.name)) > MAX_NAME_BYTES:  # a shortened name would be found by no other tool
+        return f"its sidecar's name would be longer than {MAX_NAME_BYTES} bytes"
     try:
         folder = photo.parent.resolve(strict=True)
     except OSError:
@@ -244,7 +262,7 @@ def _create(target: Path, data: bytes) -> bool:
     than replace anything). Where the file system has no hard links, ``target`` is created
     exclusively and written in place.
     """
-    temporary = target.with_name(f".{target.name}-{secrets.token_hex(4)}.tmp")
+    temporary = target.with_name(f"{temporary_prefix(target.name)}{secrets.token_hex(4)}.tmp")
     _write_new(temporary, data)
     try:
         os.link(temporary, target)
