@@ -159,14 +159,13 @@ class PeopleEditor:
             if isinstance(reference, str) and _names_person(reference):
                 person = self.person(reference)
                 label, faces = self._people.label(person), self._people.faces_of(person)
-                for face in faces:
-                    self._people.forget(face)
+                self._people.forget(faces)
                 self.effects.append(f"forgot every face of {label}: {_faces_text(faces)} (now unsorted)")
                 forgotten += faces
                 continue
             face = self.face(reference)
             current = self._people.person_of(face)
-            self._people.forget(face)
+            self._people.forget([face])
             was = "unsorted" if current is None else f"in {self._people.label(current)}"
             self.effects.append(f"forgot f{face} (was {was}; now unsorted)")
             forgotten.append(face)

@@ -265,14 +265,13 @@ class People:
             self.db.execute("DELETE FROM rejections WHERE face_id=? AND person_id IN (?, ?)", (face, person, NOBODY))
             self._place([face], person, refuse=current if current != person else None)
 
-    def forget(self, face: int) -> None:
-        """This face is nobody to group: not a face, or a stranger."""
-        current = self.person_of(face)
+    def forget(self, faces: list[int]) -> None:
+        """These faces are nobody to group: not a face, or a stranger. Their people's other faces are confirmed."""
         with self.index.transaction():
-            if current is not None:
-                self._confirm(current)
-            self.db.execute("DELETE FROM memberships WHERE face_id=?", (face,))
-            self.db.execute("INSERT OR IGNORE INTO rejections VALUES (?, ?)", (face, NOBODY))
+            for person in {self.person_of(face) for face in faces} - {None}:
+                self._confirm(person)
+            self.db.executemany("DELETE FROM memberships WHERE face_id=?", ((face,) for face in faces))
+            self.db.executemany("INSERT OR IGNORE INTO rejections VALUES (?, ?)", ((face, NOBODY) for face in faces))
             self._drop_empty()
 
     def carry_over(self, old_sha: str, new_sha: str) -> int:
@@ -318,7 +317,7 @@ class People:
         self._drop_empty()
 
     def _confirm(self, person: int) -> None:
-        self.db.execute("UPDATE memberships SET confirmed=1 WHERE person_id=?", (person,))
+        self.db.execute("UPDATE memberships SET confirmed=1 WHERE person_id=? AND confirmed=0", (person,))
 
     def _drop_empty(self) -> None:
         self.db.execute(
