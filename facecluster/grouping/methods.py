@@ -121,7 +121,10 @@ def _cannot_link(photos: list[str]) -> np.ndarray:
 
 
 def _hdbscan(embeddings: np.ndarray, threshold: float) -> np.ndarray:
+    """HDBSCAN's labels. Its parallel part (above 16,384 faces) runs on joblib's threads: process
+    workers would put memory-mapping folders in /dev/shm or the temporary folder."""
     import hdbscan
+    from joblib import parallel_backend
 
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=2,
@@ -130,7 +133,8 @@ def _hdbscan(embeddings: np.ndarray, threshold: float) -> np.ndarray:
         cluster_selection_method="eom",
         metric="euclidean",
     )
-    return clusterer.fit_predict(embeddings.astype(np.float64))
+    with parallel_backend("threading"):
+        return clusterer.fit_predict(embeddings.astype(np.float64))
 
 
 def _by_size(raw: np.ndarray, seeds: np.ndarray | None = None) -> np.ndarray:

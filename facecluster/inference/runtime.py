@@ -1,6 +1,8 @@
 """ONNX Runtime sessions: pick the execution provider and report what actually runs.
 
-onnxruntime itself is imported when the first session opens, not with this module.
+onnxruntime itself is imported when the first session opens, not with this module, and with its
+telemetry switched off (``_onnxruntime``): official builds otherwise record events, keep a device
+id under ``~/.cache/Microsoft`` and write a session file into the temporary folder on every run.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from facecluster.errors import DeviceError, InvalidInput
@@ -60,6 +63,20 @@ def _cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _onnxruntime() -> ModuleType:
+    """onnxruntime, imported with its telemetry off.
+
+    ``ORT_DISABLE_TELEMETRY=1`` is set (unless the environment already says otherwise) before the
+    first import, the only time onnxruntime reads it; ``disable_telemetry_events`` then also covers
+    a host application that imported onnxruntime earlier.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 def open_session(filename: str, device: str = "auto") -> tuple[ort.InferenceSession, Runtime]:
     """Open a bundled model on ``device`` ('auto', 'cpu' or 'cuda').
 
@@ -68,8 +85,7 @@ def open_session(filename: str, device: str = "auto") -> tuple[ort.InferenceSess
     """
     if device not in DEVICES:
         raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    import onnxruntime as ort
-
+    ort = _onnxruntime()
     available = ort.get_available_providers()
     if device == "cuda" and _CUDA not in available:
         raise DeviceError(
