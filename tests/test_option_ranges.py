@@ -49,11 +49,8 @@ def test_every_numeric_option_has_a_range():
     }
     for name, param in options:
         kind = param.type
-        if isinstance(kind, click.IntRange):
-            assert kind.min is not None, f"{name}: {kind!r} has no lower bound"
-        else:
-            assert isinstance(kind, FiniteRange), f"{name}: {kind!r} has no range or accepts NaN"
-            assert kind.min is not None and kind.max is not None, f"{name}: {kind!r} is open"
+        assert isinstance(kind, click.IntRange | FiniteRange), f"{name}: {kind!r} has no range or accepts NaN"
+        assert kind.min is not None and kind.max is not None, f"{name}: {kind!r} is open"
 
 
 @pytest.mark.parametrize("value", OUT_OF_RANGE)
@@ -75,6 +72,13 @@ def test_threshold_outside_0_to_2_is_a_usage_error(tmp_path, command, value):
     assert "from 0 to 2" in result.output or "range 0.0<=x<=2.0" in result.output or "valid number" in result.output
     assert not result.stdout.lstrip().startswith("{")  # nothing printed as if it had run
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "2147483648", "100000000000000000000000", "1.5", "x"])
+def test_history_limit_outside_its_range_is_a_usage_error(tmp_path, value):
+    result = run("history", "-o", tmp_path, "--limit", value)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "Invalid value for '--limit'" in result.output
 
 
 @pytest.mark.parametrize("value, same", [("0", False), ("2", True), ("0.42", True)])

@@ -56,6 +56,9 @@ class FiniteRange(click.FloatRange):
 DISTANCE = FiniteRange(0.0, MAX_DISTANCE)
 """Every distance threshold option (grouping, verify): a number from 0 to 2, the largest distance
 between two unit embeddings; NaN, infinities and anything outside are a usage error (exit 2)."""
+COUNT = click.IntRange(1, 2**31 - 1)
+"""Every count option (history --limit): a whole number from 1 to 2**31 - 1 (SQLite takes no
+integer beyond 2**63 - 1, and no list is that long)."""
 
 device_option = click.option(
     "--device",

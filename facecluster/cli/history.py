@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
-from facecluster.cli.common import changing, note, output_option, reported
+from facecluster.cli.common import COUNT, changing, note, output_option, reported
 from facecluster.library import Library
 from facecluster.outputs.files import display_text
 
 
 @click.command("history")
 @output_option
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show only the newest N changes.")
+@click.option("--limit", type=COUNT, default=None, help="Show only the newest N changes.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def history_command(output: Path, limit: int | None, as_json: bool) -> None:
     """List every change made to people (newest first): when, the command, and what it did."""
