@@ -131,7 +131,6 @@ def scan_command(
         rows = [
             ("photos with faces or none", summary["photos"]),
             ("new or changed files", summary["new_or_changed"]),
-
             ("faces", summary["faces"]),
             ("people", summary["people"]),
             ("unsorted faces", summary["unsorted"]),

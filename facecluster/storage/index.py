@@ -291,6 +291,7 @@ class FaceIndex:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA temp_store=MEMORY")  # no temporary files outside the output folder
             self._create(version is None)
         except _Foreign as error:
             self.db.close()
