@@ -45,7 +45,7 @@ from facecluster.pipeline.ingest import Analyzer, Progress
 from facecluster.pipeline.people import read_outcome, regroup
 from facecluster.pipeline.plan import ScanOptions, ScanPlan, check_folders, plan_scan
 from facecluster.pipeline.recognition import Gallery
-from facecluster.pipeline.scan import scan_into
+from facecluster.pipeline.scan import check_scan, scan_into
 from facecluster.storage.history import Change, History
 from facecluster.storage.index import INDEX_FILE, FaceIndex
 from facecluster.storage.lock import OutputLock, signals_deferred
@@ -226,11 +226,17 @@ class Library:
         return library
 
     def plan(self, options: ScanOptions | None = None) -> ScanPlan:
-        """What ``scan`` would analyse and remove; writes nothing anywhere."""
+        """What ``scan`` would analyse, find missing and find again; writes nothing anywhere.
+
+        InvalidInput, as ``scan`` would raise it, for another photo folder or one without photos.
+        """
+        options = options or ScanOptions()
         if not (self.output / INDEX_FILE).is_file():
-            return plan_scan(self.photos, self.output, None, options or ScanOptions())
+            return plan_scan(self.photos, self.output, None, options)
         with _reading(self.output) as index:
-            return plan_scan(self.photos, self.output, index, options or ScanOptions())
+            plan = plan_scan(self.photos, self.output, index, options)
+            check_scan(index, self.photos, plan, options)
+            return plan
 
     def scan(
         self, options: ScanOptions | None = None, progress: Progress | None = None, album_mode: str = "symlink"

@@ -69,6 +69,10 @@ def test_a_scan_refuses_an_empty_or_foreign_folder_and_keeps_missing_photos(libr
     assert code == 2 and "is it mounted?" in stderr and "nothing changed" in stderr
     code, _, stderr = run("scan", drive, "-o", out)
     assert code == 2 and "belongs to the photo folder" in stderr and "--new-folder" in stderr
+    code, _, stderr = run("scan", drive, "-o", out, "--dry-run")
+    assert code == 2 and "belongs to the photo folder" in stderr
+    code, stdout, _ = run("scan", drive, "-o", out, "--dry-run", "--new-folder", "--json")
+    assert code == 0 and json.loads(stdout)["analyse"] == []
     code, stdout, stderr = run("scan", photos, "-o", out, "--allow-empty", "--json")
     assert code == 0 and json.loads(stdout)["missing"] == 12 and json.loads(stdout)["people"] == 0
     assert json.loads((out / "people.json").read_text())["missing"][0] == "2020/alice0.png"
