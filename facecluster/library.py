@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -106,9 +107,12 @@ class PeopleEditor:
         """Name a person (their faces become confirmed); returns their id."""
         person_id = self.person(person)
         before = self._people.label(person_id)
+        if self._people.names().get(person_id) == unicodedata.normalize("NFC", name.strip()):
+            self.effects.append(f"{before} is already named so; nothing changed")
+            return person_id
         self._people.name(person_id, name)
         count = len(self._people.faces_of(person_id))
-        self.effects.append(f"named {before} {name.strip()!r} ({count} faces, now confirmed)")
+        self.effects.append(f"named {before} {self._people.names()[person_id]!r} ({count} faces, now confirmed)")
         return person_id
 
     def merge(self, person: int | str, other: int | str) -> int:
@@ -143,6 +147,11 @@ class PeopleEditor:
                 raise
             target = self._people.create(person)
             self.effects.append(f"created the person {self._people.label(target)}")
+        else:
+            if create:
+                raise PeopleError(
+                    f"{self._people.label(target)} already exists; to move into them, leave out --new (create=False)"
+                )
         current = self._people.person_of(face_id)
         source = "unsorted" if current is None else self._people.label(current)
         self._people.move(face_id, target)
@@ -365,7 +374,17 @@ class Library:
                 regroup(index, grouping)
                 index.set_meta({STALE_KEY: "1"})
                 later.enter_context(signals_deferred())
-            change.outcome = self._rewrite(index, grouping)
+            try:
+                change.outcome = self._rewrite(index, grouping)
+            except OSError as error:
+                if error.errno not in _WRITE_ERRORS:
+                    raise
+                last = index.db.execute("SELECT max(id) FROM changes").fetchone()[0]
+                raise StorageError(
+                    f"the change was made (#{last}; 'facecluster undo' takes it back), but the albums, people.json"
+                    f" and report in {self.output} could not be rewritten: {error.strerror}. Free some space and"
+                    " run any facecluster command: it brings them up to date"
+                ) from error
 
     def write_xmp(self, beside_originals: bool = False) -> SidecarReport:
         """Regroup, rewrite the outputs and write XMP sidecars (into OUT/xmp/, or beside the photos when asked)."""
@@ -405,8 +424,10 @@ class Library:
         if isinstance(query, np.ndarray) and query.ndim == 1:
             return [("embedding", np.asarray(query, dtype=np.float32), None)]
         text = str(query) if isinstance(query, int | str) else None
+        if text is not None and not Path(text).exists():
+            text = re.sub(r"^[fF](?=\d+$)", "", text.strip())  # f12, as every command writes faces
         if text is not None and text.isdigit() and int(text) in gallery.embeddings:
-            return [(f"face {text}", gallery.embeddings[int(text)], int(text))]
+            return [(f"face f{text}", gallery.embeddings[int(text)], int(text))]
         if isinstance(query, int):
             raise PeopleError(f"no face {query} in this index")
         name = "image" if isinstance(query, Image.Image | np.ndarray) else str(query)
@@ -477,7 +498,11 @@ def _prune_report(index: FaceIndex) -> PruneReport:
             if person is not None:
                 label = people.label(person)
                 lost[label] = lost.get(label, 0) + 1
-    return PruneReport(sorted(paths[0] for paths in missing.values()), faces, lost)
+    unread = [
+        os.fsdecode(row[0])
+        for row in index.db.execute("SELECT path FROM photos WHERE missing_since IS NOT NULL AND sha256 IS NULL")
+    ]
+    return PruneReport(sorted([paths[0] for paths in missing.values()] + unread), faces, lost)
 
 
 def _grouping(index: FaceIndex) -> GroupingOptions:

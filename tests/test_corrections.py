@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from facecluster import InvalidInput, Library, PeopleError, ScanOptions
+from facecluster import InvalidInput, Library, PeopleError, ScanOptions, StorageError
 from facecluster.library import PeopleEditor
 from tests.fakes import ALICE, BOB, CAROL, by_size, write_photo
 
@@ -238,3 +238,89 @@ def test_face_and_person_ids_are_never_reused(library, photos):
     write_photo(photos / "newcomer2.png", [CAROL], variant=4)
     library.scan()
     assert gone not in {p.id for p in library.people()}
+
+
+def test_undo_follows_a_face_into_the_edited_photo_and_then_goes_further_back(library, photos):
+    stranger = library.outcome().unsorted[0]
+    with library.corrections() as edit:
+        edit.name("p1", "Alice")
+    with library.corrections() as edit:
+        edit.forget([stranger.face_id])
+    write_photo(photos / stranger.photo.relative, [99], variant=5)  # edited: its faces are analysed anew
+    library.scan()
+    with sqlite3.connect(library.output / "index.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM rejections WHERE person_id=0").fetchone() == (1,)  # carried over
+    db.close()
+    assert "forgot" in library.undo().command  # the forget is undone on the face that took over
+    with sqlite3.connect(library.output / "index.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM rejections WHERE person_id=0").fetchone() == (0,)
+    db.close()
+    assert "named" in library.undo().command and library.person("p1").name is None
+
+
+def test_undo_of_a_prune_brings_back_a_person_the_regroup_dropped(library, photos):
+    carol = by_size(library)[2]
+    lone = next(f.face_id for f in carol.faces if f.photo.relative == "carol.png")
+    with library.corrections() as edit:
+        edit.split(carol.id, [lone])  # a person whose only face is in carol.png
+    (photos / "carol.png").rename(photos.parent / "carol.png")
+    library.scan()
+    held = tables(library)
+    library.prune()
+    library.undo()
+    assert tables(library) == held
+    (photos.parent / "carol.png").rename(photos / "carol.png")
+    library.scan()
+    assert [f.face_id for p in library.people() for f in p.faces if f.photo.relative == "carol.png"] == [lone]
+
+
+def test_a_full_disk_after_the_commit_says_the_change_was_made(library, monkeypatch):
+    import errno
+
+    import facecluster.library
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(facecluster.library, "write_outputs", full)
+    made = r"the change was made \(#\d+; 'facecluster undo' takes it back\)"
+    with pytest.raises(StorageError, match=made), library.corrections() as edit:
+        edit.name("p1", "Alice")
+    monkeypatch.undo()
+    assert Library.open(library.output).person("alice").id == 1  # the next command also rewrites the outputs
+    assert (library.output / "people" / "Alice").is_dir()
+
+
+def test_names_are_compared_in_unicode_normal_form(library):
+    with library.corrections() as edit:
+        edit.name("p1", "Jos\u00e9")
+        with pytest.raises(PeopleError, match="already named"):
+            edit.name("p2", "Jose\u0301")
+        assert edit.person("JOSE\u0301") == 1
+
+
+def test_move_new_into_an_existing_name_and_a_repeated_name_change_nothing(library):
+    with library.corrections() as edit:
+        edit.name("p1", "Alice")
+    with pytest.raises(PeopleError, match="already exists"), library.corrections() as edit:
+        edit.move("f2", "alice", create=True)
+    with library.corrections() as edit:
+        edit.name("p1", "Alice")
+    assert "nothing changed" in edit.effects[0] and len(library.history()) == 1
+
+
+def test_find_takes_a_face_reference(library):
+    assert library.find("f1")[0].query == "face f1" and library.find(1)[0].matches
+
+
+def test_undo_of_a_prune_after_the_photo_came_back_says_what_it_could_not_restore(library, photos):
+    with library.corrections() as edit:
+        edit.name("p1", "Alice")
+    (photos / "carol.png").rename(photos.parent / "carol.png")
+    library.scan()
+    library.prune()
+    (photos.parent / "carol.png").rename(photos / "carol.png")
+    library.scan()  # analysed anew: new face ids
+    assert library.undo().command == "prune"
+    assert "could not be restored" in library.history()[0].effects[-1]
+    assert library.undo().command.startswith("name") and library.person("p1").name is None

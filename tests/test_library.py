@@ -67,7 +67,7 @@ def test_name_then_find_through_the_api(library, photos, tmp_path):
     assert by_vector.matches[0].person_id == alice.id and by_vector.matches[0].accepted
     face = alice.faces[0].face_id
     [by_face] = library.find(face)
-    assert by_face.query == f"face {face}" and by_face.matches[0].person_id == alice.id
+    assert by_face.query == f"face f{face}" and by_face.matches[0].person_id == alice.id
     [stranger] = library.find(write_photo(tmp_path / "who.png", [55]))
     assert not any(m.accepted for m in stranger.matches)
 

@@ -213,7 +213,7 @@ def test_two_scans_at_once_the_second_refuses_and_nothing_breaks(tmp_path):
         time.sleep(0.05)
     second = run("scan", photos, "-o", out, "-q")
     assert first.wait(timeout=120) == 0
-    assert second.exit_code == 3 and "another facecluster scan is using" in second.stderr
+    assert second.exit_code == 3 and "another facecluster command" in second.stderr
     with sqlite3.connect(out / "index.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 40

@@ -182,7 +182,7 @@ def test_second_scan_on_a_locked_output_refuses(library, tmp_path):
         result, _ = scan(library, output)
     finally:
         lock.release()
-    assert result.exit_code == 3 and "another facecluster scan" in result.output
+    assert result.exit_code == 3 and "another facecluster command" in result.output
 
 
 def test_copy_and_hardlink_albums(library, tmp_path):

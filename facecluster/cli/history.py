@@ -26,9 +26,9 @@ def history_command(output: Path, limit: int | None, as_json: bool) -> None:
         return
     for change in changes:
         state = f" (undone by #{change.undone_by})" if change.undone_by else ""
-        click.echo(display_text(f"#{change.id}  {change.time}  {change.command}{state}"))
+        click.echo(_shown(f"#{change.id}  {change.time}  {change.command}{state}"))
         for line in change.effects:
-            click.echo(display_text(f"    {line}"))
+            click.echo(_shown(f"    {line}"))
     if not changes:
         note("no changes yet")
 
@@ -72,6 +72,11 @@ def prune_command(output: Path, dry_run: bool, as_json: bool) -> None:
         note(display_text(f"{report.summary()}; to take this back: facecluster undo -o {output}"))
     else:
         note("no missing photos; nothing changed")
+
+
+def _shown(text: str) -> str:
+    """A history line as the terminal shows it: invisible and direction-changing characters escaped."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in display_text(text))
 
 
 COMMANDS = (history_command, undo_command, prune_command)

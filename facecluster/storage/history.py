@@ -86,11 +86,11 @@ class History:
                 )
 
     @contextmanager
-    def recording(self, command: str, undoes: int | None = None) -> Iterator[list[str]]:
+    def recording(self, command: str, undoes: int | None = None, keep: bool = False) -> Iterator[list[str]]:
         """Record the block's row changes as one change; the block appends its effect lines to the list.
 
         Must run inside a transaction of the index, so the change and its log commit together. A
-        block that changed nothing leaves no change behind.
+        block that changed nothing leaves no change behind, unless ``keep``.
         """
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         command = _text(command)
@@ -104,7 +104,8 @@ class History:
             yield effects
         finally:
             self.db.execute("DELETE FROM temp.recording")
-        if self.db.execute("SELECT 1 FROM undo_log WHERE change_id=? LIMIT 1", (change,)).fetchone() is None:
+        logged = self.db.execute("SELECT 1 FROM undo_log WHERE change_id=? LIMIT 1", (change,)).fetchone()
+        if logged is None and not keep:
             self.db.execute("DELETE FROM changes WHERE id=?", (change,))
             return
         self.db.execute(
@@ -133,30 +134,55 @@ class History:
     def undo(self, change: Change) -> int:
         """Put back every row ``change`` touched, as one new change; return the new change's id.
 
-        Rows whose face or person no longer exists (pruned since) are left out.
+        Rows about faces that no longer exist (pruned, or re-analysed after an edit, since) cannot
+        come back: the undo says how many. People that a later regrouping dropped are re-created.
         """
         log = self.db.execute(
             "SELECT tbl, op, key, old FROM undo_log WHERE change_id=? ORDER BY seq DESC", (change.id,)
         ).fetchall()
-        with self.recording(f"undo #{change.id}", undoes=change.id) as effects:
-            for table, op, key, old in log:
-                self._revert(table, op, json.loads(key), json.loads(old) if old else None)
+        with self.recording(f"undo #{change.id}", undoes=change.id, keep=True) as effects:
+            lost = sum(
+                not self._revert(table, op, json.loads(key), json.loads(old) if old else None)
+                for table, op, key, old in log
+            )
             effects.extend(f"undone: {line}" for line in change.effects)
-        undo = self.db.execute("SELECT max(id) FROM changes WHERE undoes=?", (change.id,)).fetchone()[0]
+            if lost:
+                effects.append(
+                    f"{lost} of its {len(log)} recorded rows could not be restored: their faces were pruned or "
+                    "analysed anew (an edited photo) since"
+                )
+            undo = int(self.db.execute("SELECT change_id FROM temp.recording").fetchone()[0])
         self.db.execute("UPDATE changes SET undone_by=? WHERE id=?", (undo, change.id))
-        return int(undo)
+        return undo
 
-    def _revert(self, table: str, op: str, key: list[object], old: dict[str, object] | None) -> None:
+    def _face(self, face: object) -> object:
+        """The face that now stands for ``face``: itself, or the face of the edited photo that took over from it."""
+        seen = set()
+        while (
+            self.db.execute("SELECT 1 FROM faces WHERE id=?", (face,)).fetchone() is None
+            and face not in seen
+            and (row := self.db.execute("SELECT successor FROM successors WHERE face_id=?", (face,)).fetchone())
+        ):
+            seen.add(face)
+            face = row[0]
+        return face
+
+    def _revert(self, table: str, op: str, key: list[object], old: dict[str, object] | None) -> bool:
+        """Put one logged row back as it was; False when it refers to a face or content gone for good."""
         keys = LOGGED[table]
         where = " AND ".join(f"{k}=?" for k in keys)
-        key_values = [_decoded(k, v) for k, v in zip(keys, key, strict=True)]
+        key_values = [self._face(v) if k == "face_id" else _decoded(k, v) for k, v in zip(keys, key, strict=True)]
+        if old is not None and "face_id" in old and table in ("memberships", "rejections"):
+            old = {**old, "face_id": self._face(old["face_id"])}
         try:
             if op == "INSERT":
                 self.db.execute(f"DELETE FROM {table} WHERE {where}", key_values)
-                return
+                return True
             assert old is not None
             columns = list(old)
             values = [_decoded(c, old[c]) for c in columns]
+            if table == "memberships":  # its person may have been dropped, unnamed and empty, by a regroup
+                self.db.execute("INSERT OR IGNORE INTO people (id, name) VALUES (?, NULL)", (old["person_id"],))
             if op == "DELETE":
                 self.db.execute(
                     f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
@@ -166,7 +192,8 @@ class History:
                 assignments = ", ".join(f"{c}=?" for c in columns)
                 self.db.execute(f"UPDATE OR IGNORE {table} SET {assignments} WHERE {where}", [*values, *key_values])
         except sqlite3.IntegrityError:
-            pass  # it refers to a face, content or person that is gone for good
+            return False
+        return True
 
 
 def _text(text: str) -> str:

@@ -10,7 +10,8 @@ Faces belong to contents, not paths: a photo moved, renamed or copied keeps its 
 everything said about them), and a photo that vanished keeps them too, as *missing*, until the
 user prunes it. ``people``, ``memberships`` and ``rejections`` hold people and the user's
 corrections (facecluster.storage.people), ``changes`` and ``undo_log`` their history
-(facecluster.storage.history); ``meta`` holds the scanned folder and the last scan's options.
+(facecluster.storage.history), ``successors`` which face of an edited photo took over from which;
+ ``meta`` holds the scanned folder and the last scan's options.
 Face and person ids are never reused.
 
 An index is checked before anything is written to it: a file that is not a facecluster index
@@ -99,6 +100,7 @@ CREATE TABLE IF NOT EXISTS undo_log (
     old TEXT
 );
 CREATE INDEX IF NOT EXISTS undo_log_change ON undo_log(change_id);
+CREATE TABLE IF NOT EXISTS successors (face_id INTEGER PRIMARY KEY, successor INTEGER NOT NULL);
 """
 
 _COLUMNS: dict[int, dict[str, set[str]]] = {
@@ -131,6 +133,7 @@ _COLUMNS[2] = {
     "rejections": {"face_id", "person_id"},
     "changes": {"id", "time", "command", "effects", "undoes", "undone_by"},
     "undo_log": {"seq", "change_id", "tbl", "op", "key", "old"},
+    "successors": {"face_id", "successor"},
 }
 """The tables (and their columns) each schema version must have."""
 

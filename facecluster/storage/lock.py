@@ -58,7 +58,9 @@ class OutputLock:
             raise StorageError(f"cannot write to the output folder {output}: {error.strerror}") from error
         if not _try_lock(self.handle):
             self.handle.close()
-            raise OutputBusy(f"another facecluster scan is using {output}; wait for it to finish")
+            raise OutputBusy(
+                f"another facecluster command (a scan or a correction) is using {output}; wait for it to finish"
+            )
 
     def release(self) -> None:
         _unlock(self.handle)

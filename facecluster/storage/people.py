@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,11 @@ CARRY_DISTANCE = 0.4
 """The furthest a face of an edited photo may lie from its old embedding and still keep its corrections
 (the same face re-encoded lies within about 0.2; two people of one photo rarely within 0.6)."""
 _REFERENCE = re.compile(r"(?:(?P<kind>[pPfF])|(?P<key>person_))?0*(?P<number>\d+)")
+
+
+def _folded(name: str) -> str:
+    """A name as names are compared: Unicode-normalised (José typed either way is one name), any case."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
 def _reference(text: str) -> tuple[str | None, int | None]:
@@ -156,12 +162,12 @@ class People:
                     f"or f{number} for the face {number}"
                 )
             return number
-        wanted = text.casefold()
-        named = [person for person, name in names.items() if name is not None and name.casefold() == wanted]
+        wanted = _folded(text)
+        named = [person for person, name in names.items() if name is not None and _folded(name) == wanted]
         if named:
             return named[0]
         message = f"no person named {text!r}"
-        known = {name.casefold(): name for name in names.values() if name}
+        known = {_folded(name): name for name in names.values() if name}
         close = difflib.get_close_matches(wanted, list(known), n=3, cutoff=0.6)
         if close:
             message += "; did you mean " + " or ".join(repr(known[c]) for c in close) + "?"
@@ -201,18 +207,19 @@ class People:
             return int(self.db.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid)
 
     def _checked(self, name: str, person: int | None) -> str:
-        """A valid, unused name: PeopleError for empty, unreadable, id-like or reserved names and names in use."""
+        """A valid, unused name, in NFC: PeopleError for empty, unreadable, id-like, reserved or used names."""
         name = name.strip()
-        if not name or any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise PeopleError("a name must be non-empty and without control characters")
         if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
             raise PeopleError("the name is not valid text (undecodable bytes); give it in UTF-8")
+        name = unicodedata.normalize("NFC", name)
+        if not name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise PeopleError("a name must be non-empty and without control characters")
         if len(name) > MAX_NAME_LENGTH:
             raise PeopleError(f"a name may have at most {MAX_NAME_LENGTH} characters")
         if _reference(name)[1] is not None or name.casefold() in RESERVED_NAMES:
             raise PeopleError(f"{name!r} cannot be a name: it reads as a person or face id, or an album folder")
         for other, existing in self.names().items():
-            if other != person and existing is not None and existing.casefold() == name.casefold():
+            if other != person and existing is not None and _folded(existing) == _folded(name):
                 raise PeopleError(f"{self.label(other)} is already named {existing!r}; merge the two instead")
         return name
 
@@ -304,6 +311,7 @@ class People:
                     (new_face, old_face),
                 ).rowcount
                 carried += bool(done)
+                self.db.execute("INSERT OR REPLACE INTO successors VALUES (?, ?)", (old_face, new_face))
         return carried
 
     def _vectors(self, sha: str) -> dict[int, np.ndarray]:
