@@ -38,6 +38,20 @@ INDEX_FILE = "index.sqlite"
 APPLICATION_ID = 0x46434C55
 """``PRAGMA application_id`` of a facecluster index ("FCLU"), so other tools can tell what the file is."""
 
+_FACES = """CREATE TABLE IF NOT EXISTS {name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sha256 TEXT NOT NULL REFERENCES contents(sha256) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    landmarks TEXT NOT NULL,
+    score REAL NOT NULL,
+    size REAL NOT NULL,
+    sharpness REAL NOT NULL,
+    embedding BLOB NOT NULL,
+    thumbnail BLOB,
+    UNIQUE (sha256, idx)
+);"""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS contents (
@@ -58,19 +72,7 @@ CREATE TABLE IF NOT EXISTS photos (
     missing_since TEXT
 );
 CREATE INDEX IF NOT EXISTS photos_sha256 ON photos(sha256);
-CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sha256 TEXT NOT NULL REFERENCES contents(sha256) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
-    landmarks TEXT NOT NULL,
-    score REAL NOT NULL,
-    size REAL NOT NULL,
-    sharpness REAL NOT NULL,
-    embedding BLOB NOT NULL,
-    thumbnail BLOB,
-    UNIQUE (sha256, idx)
-);
+{faces}
 CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE);
 CREATE TABLE IF NOT EXISTS memberships (
     face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
@@ -101,7 +103,7 @@ CREATE TABLE IF NOT EXISTS undo_log (
 );
 CREATE INDEX IF NOT EXISTS undo_log_change ON undo_log(change_id);
 CREATE TABLE IF NOT EXISTS successors (face_id INTEGER PRIMARY KEY, successor INTEGER NOT NULL);
-"""
+""".replace("{faces}", _FACES.format(name="faces"))
 
 _COLUMNS: dict[int, dict[str, set[str]]] = {
     1: {
@@ -139,19 +141,7 @@ _COLUMNS[2] = {
 
 _MIGRATE_1_TO_2 = """
 ALTER TABLE photos ADD COLUMN missing_since TEXT;
-CREATE TABLE faces_v2 (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sha256 TEXT NOT NULL REFERENCES contents(sha256) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
-    landmarks TEXT NOT NULL,
-    score REAL NOT NULL,
-    size REAL NOT NULL,
-    sharpness REAL NOT NULL,
-    embedding BLOB NOT NULL,
-    thumbnail BLOB,
-    UNIQUE (sha256, idx)
-);
+{faces_v2}
 INSERT INTO faces_v2 SELECT id, sha256, idx, x1, y1, x2, y2, landmarks, score, size, sharpness, embedding, thumbnail
     FROM faces;
 DROP TABLE faces;
@@ -161,7 +151,7 @@ CREATE TABLE people_v2 (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE);
 INSERT INTO people_v2 SELECT id, name FROM people;
 DROP TABLE people;
 ALTER TABLE people_v2 RENAME TO people;
-"""
+""".replace("{faces_v2}", _FACES.format(name="faces_v2"))
 """Version 1 reused freed face and person ids and deleted the faces of vanished photos."""
 
 
