@@ -17,9 +17,7 @@ albums, people.json, report.html and XMP sidecars are outputs, rewritten after e
 from __future__ import annotations
 
 import errno
-import json
 import os
-import re
 import sqlite3
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -47,10 +45,10 @@ from facecluster.pipeline.people import read_outcome, regroup
 from facecluster.pipeline.plan import ScanOptions, ScanPlan, check_folders, plan_scan
 from facecluster.pipeline.recognition import Gallery
 from facecluster.pipeline.scan import check_scan, scan_into
-from facecluster.storage.history import Change, History
+from facecluster.storage.history import Change, History, read_changes
 from facecluster.storage.index import INDEX_FILE, FaceIndex
 from facecluster.storage.lock import OutputLock, signals_deferred
-from facecluster.storage.people import People
+from facecluster.storage.people import People, parse_reference
 from facecluster.types import FindResult, Match, Person, ScanOutcome
 
 DEFAULT_OUTPUT = Path("facecluster-output")
@@ -143,7 +141,7 @@ class PeopleEditor:
         try:
             target = self.person(person)
         except PeopleError:
-            if not create or not isinstance(person, str) or _looks_like_id(person):
+            if not create or not isinstance(person, str) or parse_reference(person)[1] is not None:
                 raise
             target = self._people.create(person)
             self.effects.append(f"created the person {self._people.label(target)}")
@@ -165,7 +163,8 @@ class PeopleEditor:
         """
         forgotten: list[int] = []
         for reference in references:
-            if isinstance(reference, str) and _names_person(reference):
+            kind, number = parse_reference(str(reference))
+            if isinstance(reference, str) and (kind == "person" or number is None):  # p7, person_0007 or a name
                 person = self.person(reference)
                 label, faces = self._people.label(person), self._people.faces_of(person)
                 self._people.forget(faces)
@@ -179,16 +178,6 @@ class PeopleEditor:
             self.effects.append(f"forgot f{face} (was {was}; now unsorted)")
             forgotten.append(face)
         return forgotten
-
-
-def _looks_like_id(text: str) -> bool:
-    return bool(re.fullmatch(r"\s*(?:[pPfF]|person_)?\d+\s*", text))
-
-
-def _names_person(text: str) -> bool:
-    """Whether a forget argument names a person (p7, person_0007 or a name) rather than a face."""
-    stripped = text.strip()
-    return not re.fullmatch(r"(?:[fF])?\d+", stripped)
 
 
 class Library:
@@ -225,13 +214,14 @@ class Library:
         if not (out / INDEX_FILE).is_file():
             raise NoLibrary(f"{out}: no face index here; run 'facecluster scan PHOTOS -o {output}' first")
         with _reading(out) as index:
-            root = index.root()
+            root, stale = index.root(), index.meta(STALE_KEY)
         if root is None:
             with suppress(StorageError), OutputLock(out):  # OutputBusy while a first scan is still writing it
                 pass
             raise NoLibrary(f"{out}: the index predates people support; run 'facecluster scan' once more")
         library = cls(root, out, load_analyzer)
-        library._catch_up()
+        if stale:
+            library._catch_up()
         return library
 
     def plan(self, options: ScanOptions | None = None) -> ScanPlan:
@@ -329,11 +319,7 @@ class Library:
     def history(self, limit: int | None = None) -> list[Change]:
         """Every recorded change (corrections, prunes, undos), newest first."""
         with _reading(self.output) as index:
-            rows = index.db.execute(
-                "SELECT id, time, command, effects, undoes, undone_by FROM changes ORDER BY id DESC LIMIT ?",
-                (-1 if limit is None else limit,),
-            )
-            return [Change(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+            return read_changes(index.db, limit)
 
     def missing(self) -> dict[str, list[str]]:
         """Photos no scan found any more, by content: their paths (relative to the photo folder)."""
@@ -424,8 +410,8 @@ class Library:
         if isinstance(query, np.ndarray) and query.ndim == 1:
             return [("embedding", np.asarray(query, dtype=np.float32), None)]
         text = str(query) if isinstance(query, int | str) else None
-        if text is not None and not Path(text).exists():
-            text = re.sub(r"^[fF](?=\d+$)", "", text.strip())  # f12, as every command writes faces
+        if text is not None and not Path(text).exists() and parse_reference(text)[0] == "face":
+            text = str(parse_reference(text)[1])  # f12, as every command writes faces
         if text is not None and text.isdigit() and int(text) in gallery.embeddings:
             return [(f"face f{text}", gallery.embeddings[int(text)], int(text))]
         if isinstance(query, int):
@@ -455,9 +441,6 @@ class Library:
 
     def _catch_up(self) -> None:
         """Rewrite outputs that an interrupted command left behind the index (when the folder can be written)."""
-        with _reading(self.output) as index:
-            if not index.meta(STALE_KEY):
-                return
         with suppress(StorageError, OutputBusy), _writing(self.output) as index:
             if index.meta(STALE_KEY):
                 self._rewrite(index, _grouping(index))

@@ -80,8 +80,9 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
     progress = progress or Progress()
     progress.start(len(files))
     stored = index.photos()
-    # The content each changed path held before, so corrections follow a photo edited in place.
+    # The content each changed path held before and holds now, so corrections follow a photo edited in place.
     before = {f.relative: stored[f.relative].sha256 for f in files if f.relative in stored}
+    read: dict[str, str] = {}
     waiting: dict[str, list[StoredPhoto]] = {}
     """Content -> its paths, while the content is being analysed."""
     queue: deque[tuple[str, PhotoMetadata]] = deque()
@@ -102,6 +103,7 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
                 known.append(StoredPhoto(found.relative, found.size, found.mtime_ns, error=_reason(error)))
             else:
                 sha = hashlib.sha256(data).hexdigest()
+                read[found.relative] = sha
                 path = StoredPhoto(found.relative, found.size, found.mtime_ns, sha)
                 if sha in waiting:
                     waiting[sha].append(path)
@@ -125,19 +127,12 @@ def ingest(index: FaceIndex, files: list[FoundFile], analyzer: Analyzer, progres
         analysed += 1
         progress.advance(len(result.faces))
     flush_known()
-    _carry_over_edits(index, files, before)
+    people = People(index)
+    for relative, sha in read.items():
+        if before.get(relative) not in (None, sha):
+            people.carry_over(before[relative], sha)
     index.drop_orphans()
     return analysed
-
-
-def _carry_over_edits(index: FaceIndex, files: list[FoundFile], before: dict[str, str | None]) -> None:
-    """Photos edited in place: their new faces take what was said of the old ones (facecluster.storage.people)."""
-    people = People(index)
-    now = index.photos()
-    for found in files:
-        old, new = before.get(found.relative), now.get(found.relative)
-        if old and new is not None and new.sha256 and new.sha256 != old:
-            people.carry_over(old, new.sha256)
 
 
 def _content(sha: str, result: AnalysisResult, metadata: PhotoMetadata) -> StoredContent:

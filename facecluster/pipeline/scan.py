@@ -33,7 +33,7 @@ def check_scan(index: FaceIndex, root: Path, plan: ScanPlan, options: ScanOption
             "To scan another folder, give another -o; if your photos moved to it, add --new-folder "
             "(photos found there keep their names; the others are kept as missing)"
         )
-    present = sum(1 for stored in index.photos().values() if stored.missing_since is None)
+    present = index.present()
     if not plan.found and present and not options.allow_empty:
         raise InvalidInput(
             f"no photos in {root}, but the index holds {present}; nothing changed. If the folder is on a drive, "

@@ -113,23 +113,12 @@ class History:
             (command or "; ".join(effects), json.dumps(effects), change),
         )
 
-    def changes(self, limit: int | None = None) -> list[Change]:
-        """The recorded changes, newest first (at most ``limit``)."""
-        rows = self.db.execute(
-            "SELECT id, time, command, effects, undoes, undone_by FROM changes ORDER BY id DESC LIMIT ?",
-            (-1 if limit is None else limit,),
-        )
-        return [Change(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
-
     def last_undoable(self) -> Change:
         """The newest change that is not an undo and not undone yet; PeopleError when there is none."""
-        row = self.db.execute(
-            "SELECT id, time, command, effects, undoes, undone_by FROM changes"
-            " WHERE undoes IS NULL AND undone_by IS NULL ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
+        found = read_changes(self.db, 1, undoable=True)
+        if not found:
             raise PeopleError("nothing to undo ('facecluster history' lists what was done)")
-        return Change(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5])
+        return found[0]
 
     def undo(self, change: Change) -> int:
         """Put back every row ``change`` touched, as one new change; return the new change's id.
@@ -194,6 +183,16 @@ class History:
         except sqlite3.IntegrityError:
             return False
         return True
+
+
+def read_changes(db: sqlite3.Connection, limit: int | None = None, undoable: bool = False) -> list[Change]:
+    """The recorded changes, newest first (at most ``limit``; only those ``undo`` could take back, if asked)."""
+    where = " WHERE undoes IS NULL AND undone_by IS NULL" if undoable else ""
+    rows = db.execute(
+        f"SELECT id, time, command, effects, undoes, undone_by FROM changes{where} ORDER BY id DESC LIMIT ?",
+        (-1 if limit is None else limit,),
+    )
+    return [Change(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
 
 
 def _text(text: str) -> str:

@@ -279,51 +279,35 @@ class FaceIndex:
                 return
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             version = _check_schema(self.db)
-            if version is not None and version < SCHEMA_VERSION:
-                self._upgrade(version)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA temp_store=MEMORY")  # no temporary files outside the output folder
-            self._create(version is None)
+            self._prepare(version)
+            self.db.execute("PRAGMA foreign_keys=ON")
         except _Foreign as error:
             self.db.close()
             raise IndexUnavailable(f"{self.path}: {error}; the file was left untouched") from None
         except sqlite3.DatabaseError as error:
             raise IndexUnavailable(f"{self.path}: cannot open the face index ({error})") from error
 
-    def _create(self, new: bool) -> None:
-        """Create the tables of a new index (or those an upgraded one lacks) and stamp it."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
-            if new:
+    def _prepare(self, version: int | None) -> None:
+        """Create the tables a new index (``version`` None) lacks, or upgrade an earlier schema; all or nothing.
+
+        Runs with foreign keys off: an upgrade rebuilds tables that others refer to.
+        """
+        with self.transaction():
+            if version is not None and version < SCHEMA_VERSION:
+                self._run(_MIGRATE_1_TO_2)
+            self._run(_SCHEMA)
+            if version != SCHEMA_VERSION:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
                 self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
-    def _upgrade(self, version: int) -> None:
-        """Bring an index of an earlier schema to this one, all at once or not at all."""
-        self.db.execute("PRAGMA foreign_keys=OFF")
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _MIGRATE_1_TO_2.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
-            self.db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
-            self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _run(self, script: str) -> None:
+        """Each statement of ``script``, inside the caller's transaction (executescript would commit it)."""
+        for statement in script.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
 
     def close(self) -> None:
         self.db.close()
@@ -333,6 +317,10 @@ class FaceIndex:
         """Every indexed path, present or missing."""
         rows = self.db.execute("SELECT path, size, mtime_ns, sha256, error, missing_since FROM photos")
         return {_relative(r[0]): StoredPhoto(_relative(r[0]), *r[1:]) for r in rows}
+
+    def present(self) -> int:
+        """How many indexed paths a scan last found (not missing)."""
+        return int(self.db.execute("SELECT count(*) FROM photos WHERE missing_since IS NULL").fetchone()[0])
 
     def has_content(self, sha256: str) -> bool:
         """Whether this content was analysed already (skipped contents are retried)."""

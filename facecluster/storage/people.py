@@ -37,7 +37,7 @@ def _folded(name: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
-def _reference(text: str) -> tuple[str | None, int | None]:
+def parse_reference(text: str) -> tuple[str | None, int | None]:
     """('person' | 'face' | None for a bare number, the number) when text is an id; (None, None) otherwise."""
     match = _REFERENCE.fullmatch(text.strip())
     if match is None:
@@ -150,7 +150,7 @@ class People:
         """
         text = text.strip()
         names = self.names()
-        kind, number = _reference(text)
+        kind, number = parse_reference(text)
         if kind == "face":
             raise PeopleError(f"{text} is a face, not a person; give a person as p7, person_0007 or a name")
         if number is not None:
@@ -176,7 +176,7 @@ class People:
     def face(self, text: str) -> int:
         """A face id from 'f12' or a bare number that is not also a person's id; PeopleError otherwise."""
         text = text.strip()
-        kind, number = _reference(text)
+        kind, number = parse_reference(text)
         if kind == "person":
             raise PeopleError(f"{text} is a person, not a face; faces are given as f12 ('facecluster people PERSON')")
         if number is None:
@@ -216,7 +216,7 @@ class People:
             raise PeopleError("a name must be non-empty and without control characters")
         if len(name) > MAX_NAME_LENGTH:
             raise PeopleError(f"a name may have at most {MAX_NAME_LENGTH} characters")
-        if _reference(name)[1] is not None or name.casefold() in RESERVED_NAMES:
+        if parse_reference(name)[1] is not None or name.casefold() in RESERVED_NAMES:
             raise PeopleError(f"{name!r} cannot be a name: it reads as a person or face id, or an album folder")
         for other, existing in self.names().items():
             if other != person and existing is not None and _folded(existing) == _folded(name):
