@@ -150,6 +150,34 @@ class Person:
 
 
 @dataclass(frozen=True)
+class PersonSummary:
+    """A person at a glance, for lists of thousands: counts and the best face, without the faces."""
+
+    id: int
+    name: str | None
+    faces: int
+    photos: int
+    best_face: int
+    """The largest, most confident face (as ``Person.representative``)."""
+
+    @property
+    def label(self) -> str:
+        """The name, or 'p7' for an unnamed person."""
+        return self.name or f"p{self.id}"
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everyone in a library: named people first, then by number of faces; and the faces of no one."""
+
+    people: list[PersonSummary]
+    unsorted: int
+    """Faces of no person that a grouping may still place."""
+    forgotten: int
+    """Faces the user said are nobody (not a face, or a stranger)."""
+
+
+@dataclass(frozen=True)
 class SkippedFile:
     """A file that could not be analysed, and why."""
 
@@ -168,6 +196,8 @@ class Match:
     """The largest distance at which the grouping would let the face join this person."""
     person: Person | None = field(default=None, compare=False, repr=False)
     """The person, when the caller had the library's people at hand."""
+    face_id: int | None = None
+    """The face of the library the match is about, when it is one."""
 
     @property
     def accepted(self) -> bool:

@@ -17,6 +17,7 @@ from facecluster.cli.evaluate import eval_group
 from facecluster.cli.find import find_command
 from facecluster.cli.history import COMMANDS as HISTORY_COMMANDS
 from facecluster.cli.people import COMMANDS as PEOPLE_COMMANDS
+from facecluster.cli.review import review_command
 from facecluster.cli.scan import scan_command
 from facecluster.cli.xmp import xmp_command
 
@@ -38,5 +39,6 @@ for command in (
     *HISTORY_COMMANDS,
     find_command,
     xmp_command,
+    review_command,
 ):
     main.add_command(command)

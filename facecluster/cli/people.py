@@ -134,4 +134,23 @@ def forget_command(references: tuple[str, ...], output: Path) -> None:
         edit.forget(list(references))
 
 
-COMMANDS = (people_command, name_command, merge_command, split_command, move_command, forget_command)
+@click.command("reject")
+@click.argument("faces", nargs=-1, required=True)
+@click.argument("person")
+@output_option
+def reject_command(faces: tuple[str, ...], person: str, output: Path) -> None:
+    """FACES (f12 ...) are not PERSON: they leave PERSON (if theirs) and are never grouped with them again."""
+    with _change(output, f"reject {' '.join(faces)} {person}") as edit:
+        for face in faces:
+            edit.reject(face, person)
+
+
+COMMANDS = (
+    people_command,
+    name_command,
+    merge_command,
+    split_command,
+    move_command,
+    reject_command,
+    forget_command,
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -66,3 +67,39 @@ class Gallery:
             total, count = people[person]
             people = {**people, person: (total - self.embeddings[own_face], count - 1)}
         return rank_people(query, people, self.rule)
+
+    @cached_property
+    def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(person ids, mean embeddings, required distance) as arrays, for ranking many faces at once."""
+        ids = np.array(sorted(p for p, (_, count) in self.people.items() if count > 0), dtype=np.int64)
+        if not len(ids):
+            return ids, np.zeros((0, 128)), np.zeros(0)
+        counts = np.array([self.people[p][1] for p in ids], dtype=np.float64)
+        means = np.stack([self.people[p][0] for p in ids]) / counts[:, None]
+        required = self.rule.base + self.rule.margin / np.sqrt(counts)
+        return ids, means, np.sqrt(np.maximum(0.0, 2 - 2 * required))
+
+    def nearest(self, faces: list[int], refused: dict[int, set[int]]) -> dict[int, Match | None]:
+        """For each face of the index, the nearest person other than its own and those in ``refused[face]``.
+
+        Same measure as ``rank`` (root-mean-square distance to the person's faces) for faces outside
+        the person; None when there is no one left.
+        """
+        ids, means, limits = self._table
+        found: dict[int, Match | None] = {face: None for face in faces}
+        known = [face for face in faces if face in self.embeddings]
+        if not known or not len(ids):
+            return found
+        for start in range(0, len(known), 512):  # 512 x people distances at a time
+            chunk = known[start : start + 512]
+            queries = np.stack([self.embeddings[face] for face in chunk]).astype(np.float64)
+            distances = np.sqrt(np.maximum(0.0, 2 - 2 * (queries @ means.T)))
+            for row, face in enumerate(chunk):
+                skip = refused.get(face, set()) | {self.person_of.get(face, -1)}
+                take = min(len(ids), len(skip) + 1)
+                closest = np.argpartition(distances[row], take - 1)[:take]
+                for column in closest[np.argsort(distances[row, closest], kind="stable")]:
+                    if int(ids[column]) not in skip:
+                        found[face] = Match(int(ids[column]), float(distances[row, column]), float(limits[column]))
+                        break
+        return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,9 @@ from pathlib import Path
 from facecluster.errors import OutputBusy, StorageError
 
 LOCK_FILE = ".lock"
+LOCK_WAIT = 1.0
+"""Seconds a command waits for the lock before saying the folder is busy (so a brief holder, such as
+the review app checking whether a scan runs, never makes a command fail)."""
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -50,17 +54,30 @@ else:
 class OutputLock:
     """Hold the output folder's lock from construction until ``release`` (or the end of a ``with``)."""
 
-    def __init__(self, output: Path) -> None:
+    def __init__(self, output: Path, wait: float = LOCK_WAIT) -> None:
         try:
             output.mkdir(parents=True, exist_ok=True)
             self.handle = open(output / LOCK_FILE, "a+")  # noqa: SIM115 - held for the lock's lifetime
         except OSError as error:
             raise StorageError(f"cannot write to the output folder {output}: {error.strerror}") from error
-        if not _try_lock(self.handle):
+        deadline = time.monotonic() + wait
+        while not _try_lock(self.handle):
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
             self.handle.close()
             raise OutputBusy(
                 f"another facecluster command (a scan or a correction) is using {output}; wait for it to finish"
             )
+
+    @staticmethod
+    def busy(output: Path) -> bool:
+        """Whether another command holds the folder's lock now (taken and released at once when free)."""
+        try:
+            OutputLock(output, wait=0).release()
+        except OutputBusy:
+            return True
+        return False
 
     def release(self) -> None:
         _unlock(self.handle)

@@ -272,6 +272,16 @@ class People:
             self.db.execute("DELETE FROM rejections WHERE face_id=? AND person_id IN (?, ?)", (face, person, NOBODY))
             self._place([face], person, refuse=current if current != person else None)
 
+    def reject(self, face: int, person: int) -> bool:
+        """This face is not ``person``: it leaves them if it is theirs (their other faces are confirmed) and
+        no grouping puts it back. Returns whether it left them."""
+        with self.index.transaction():
+            self._confirm(person)
+            left = self.db.execute("DELETE FROM memberships WHERE face_id=? AND person_id=?", (face, person)).rowcount
+            self.db.execute("INSERT OR IGNORE INTO rejections VALUES (?, ?)", (face, person))
+            self._drop_empty()
+        return bool(left)
+
     def forget(self, faces: list[int]) -> None:
         """These faces are nobody to group: not a face, or a stranger. Their people's other faces are confirmed."""
         with self.index.transaction():

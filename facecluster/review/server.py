@@ -1,0 +1,76 @@
+"""Serving the review app: waitress (a pure-Python, multi-threaded WSGI server) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from waitress.server import create_server
+
+from facecluster.library import Library
+from facecluster.review.app import create_app
+from facecluster.review.security import Guard
+from facecluster.review.session import SETTLE_DELAY, ReviewSession
+
+DEFAULT_HOST = "127.0.0.1"
+THREADS = 4
+LOOP_STEP = 0.2
+"""Seconds between checks for ``close()`` while serving."""
+
+
+class ReviewServer:
+    """The review app of ``library`` listening on ``host``:``port`` (0: a free port), until ``close()``."""
+
+    def __init__(
+        self, library: Library, host: str = DEFAULT_HOST, port: int = 0, settle_delay: float = SETTLE_DELAY
+    ) -> None:
+        self.session = ReviewSession(library, settle_delay)
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" chatter
+        self._server = create_server(_Deferred(), host=host, port=port, threads=THREADS, ident="facecluster")
+        self.host, self.port = host, int(self._server.effective_port)
+        self.guard = Guard.for_address(host, self.port)
+        self._server.application = create_app(self.session, self.guard)
+        self._stop, self._serving, self._stopped = threading.Event(), threading.Event(), threading.Event()
+        self._closing, self._closed = threading.Lock(), False
+
+    @property
+    def url(self) -> str:
+        """The address to open: it carries the launch's token, once."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/?token={self.guard.token}"
+
+    def serve(self) -> None:
+        """Answer requests until interrupted (Ctrl-C) or ``close()``; then settle pending changes."""
+        self._serving.set()
+        try:
+            while not self._stop.is_set():  # waitress's own loop, a step at a time, so close() can end it
+                self._server.asyncore.loop(timeout=LOOP_STEP, map=self._server._map, count=1)
+        finally:
+            self._shut_down()
+            self._serving.clear()
+            self._stopped.set()
+
+    def close(self) -> None:
+        """Stop listening, and bring albums, people.json and the report up to date (from any thread)."""
+        self._stop.set()
+        if self._serving.is_set():
+            self._stopped.wait(timeout=60)
+        else:
+            self._shut_down()
+
+    def _shut_down(self) -> None:
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._server.close()
+            self._server.task_dispatcher.shutdown()
+            self.session.stop()
+
+
+class _Deferred:
+    """A placeholder application: waitress needs one before the port it picks is known to the guard."""
+
+    def __call__(self, environ, start_response):  # pragma: no cover - replaced before serving
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"starting"]

@@ -1,0 +1,299 @@
+"""The review app over real HTTP (waitress on 127.0.0.1): who may talk to it, what it serves, what it changes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+
+from facecluster.library import Library
+from facecluster.review.server import ReviewServer
+from facecluster.storage.lock import OutputLock
+from tests.fakes import by_size
+
+
+class Client:
+    """Plain HTTP requests with full control of the headers (what an attacker's page or program can send)."""
+
+    def __init__(self, server: ReviewServer) -> None:
+        self.server = server
+        self.host = f"127.0.0.1:{server.port}"
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None, cookie: bool = True
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+        sent = {"Host": self.host}
+        if cookie and self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        data = None
+        if body is not None:
+            data = urlencode(body, doseq=True).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+            sent["Origin"] = f"http://{self.host}"
+        sent.update(headers or {})
+        connection.request(method, path, body=data, headers={k: v for k, v in sent.items() if v is not None})
+        response = connection.getresponse()
+        if cookie:
+            for key, value in response.getheaders():
+                if key.lower() == "set-cookie":
+                    name, _, rest = value.partition("=")
+                    self.cookies[name] = rest.split(";")[0]
+        result = response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        connection.close()
+        return result
+
+    def log_in(self) -> None:
+        path = urlsplit(self.server.url)
+        status, headers, _ = self.request("GET", f"{path.path}?{path.query}")
+        assert status == 303
+        assert "httponly" in headers["set-cookie"].lower() and "samesite=strict" in headers["set-cookie"].lower()
+        assert self.server.guard.cookie in self.cookies
+
+    def form_token(self) -> str:
+        status, _, page = self.request("GET", "/")
+        assert status == 200
+        return re.search(rb'name="form_token" value="([0-9a-f]+)"', page).group(1).decode()
+
+    def post(self, path: str, fields: dict, headers: dict | None = None) -> tuple[int, dict[str, str], bytes]:
+        return self.request("POST", path, {"form_token": self.form_token(), **fields}, headers)
+
+
+@pytest.fixture()
+def served(library: Library) -> Iterator[tuple[ReviewServer, Client]]:
+    server = ReviewServer(library, port=0, settle_delay=0.05)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    client = Client(server)
+    yield server, client
+    server.close()
+    thread.join(timeout=10)
+
+
+def names(output) -> dict[int, str | None]:
+    return {p.id: p.name for p in Library.open(output).people()}
+
+
+def test_it_listens_on_loopback_only_and_the_url_carries_a_long_random_token(served, library):
+    server, _ = served
+    assert server.host == "127.0.0.1"
+    token = server.guard.token
+    assert server.url == f"http://127.0.0.1:{server.port}/?token={token}"
+    assert len(token) >= 40
+    other = ReviewServer(library, port=0)
+    try:
+        assert other.guard.token != token and other.port != server.port
+    finally:
+        other.close()
+
+
+def test_every_request_needs_the_token(served):
+    server, client = served
+    alice = by_size(server.session.library)[5]
+    for path in (
+        "/",
+        f"/people/{alice.id}",
+        "/unsorted",
+        "/history",
+        "/status",
+        f"/faces/{alice.faces[0].face_id}.jpg",
+        f"/faces/{alice.faces[0].face_id}/photo",
+        "/static/review.js",
+    ):
+        status, _, body = client.request("GET", path)
+        assert status == 403, path
+        assert b"token" in body
+        assert alice.faces[0].photo.relative.encode() not in body
+    assert client.request("GET", "/?token=wrong")[0] == 403
+    assert client.request("GET", "/", headers={"Cookie": f"{server.guard.cookie}=wrong"})[0] == 403
+    client.log_in()
+    assert client.request("GET", "/")[0] == 200
+
+
+def test_the_token_leaves_the_address_bar_at_once(served):
+    server, client = served
+    path = urlsplit(server.url)
+    status, headers, _ = client.request("GET", f"/people/1?{path.query}", cookie=False)
+    assert status == 303 and headers["location"].endswith("/people/1")
+    assert "token" not in headers["location"]
+
+
+def test_a_foreign_host_header_is_refused_even_with_the_token(served):
+    """DNS rebinding: a page of evil.example resolved to 127.0.0.1 sends Host: evil.example:PORT."""
+    server, client = served
+    client.log_in()
+    for host in (
+        f"evil.example:{server.port}",
+        "127.0.0.1",
+        f"127.0.0.1:{server.port + 1}",
+        f"localhost.evil:{server.port}",
+    ):
+        status, _, _ = client.request("GET", "/", headers={"Host": host})
+        assert status == 400, host
+    assert client.request("GET", "/", headers={"Host": f"localhost:{server.port}"})[0] == 200
+
+
+def test_changes_from_another_origin_or_without_the_form_token_are_refused(served):
+    server, client = served
+    client.log_in()
+    output = server.session.library.output
+    alice = by_size(server.session.library)[5]
+    before = names(output)
+    token = client.form_token()
+    attempts = [
+        ({"form_token": token, "name": "Mallory"}, {"Origin": "http://evil.example"}),
+        ({"form_token": token, "name": "Mallory"}, {"Origin": None}),
+        ({"form_token": token, "name": "Mallory"}, {"Origin": "null"}),
+        ({"form_token": token, "name": "Mallory"}, {"Origin": f"http://127.0.0.1:{server.port + 1}"}),
+        ({"name": "Mallory"}, {}),
+        ({"form_token": "0" * 64, "name": "Mallory"}, {}),
+        ({"form_token": server.guard.token, "name": "Mallory"}, {}),
+    ]
+    for fields, headers in attempts:
+        status, _, _ = client.request("POST", f"/people/{alice.id}/name", fields, headers)
+        assert status == 403, (fields, headers)
+    status, _, _ = client.request("POST", f"/people/{alice.id}/name", {"form_token": token, "name": "x"}, cookie=False)
+    assert status == 403
+    server.session.settle_now()
+    assert names(output) == before
+    assert Library.open(output).history() == []
+
+
+def test_every_response_is_hardened(served):
+    server, client = served
+    client.log_in()
+    alice = by_size(server.session.library)[5]
+    for path in (
+        "/",
+        f"/people/{alice.id}",
+        "/unsorted",
+        "/history",
+        f"/faces/{alice.faces[0].face_id}.jpg",
+        "/status",
+    ):
+        status, headers, _ = client.request("GET", path)
+        assert status == 200, path
+        csp = headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"
+    _, headers, _ = client.request("GET", "/")
+    assert headers["cache-control"] == "no-store"
+
+
+def test_images_are_served_by_face_id_only(served, tmp_path):
+    server, client = served
+    client.log_in()
+    library = server.session.library
+    alice = by_size(library)[5]
+    face = alice.faces[0]
+    status, headers, body = client.request("GET", f"/faces/{face.face_id}.jpg")
+    assert status == 200 and headers["content-type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
+    assert "immutable" in headers["cache-control"]
+    status, headers, body = client.request("GET", f"/faces/{face.face_id}/photo")
+    assert status == 200 and body == face.photo.path.read_bytes()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    for path in (
+        "/faces/999999.jpg",
+        "/faces/999999/photo",
+        "/faces/../../../etc/passwd",
+        f"/faces/{secret}",
+        "/faces/%2e%2e%2fsecret.txt",
+        "/static/../library.py",
+        "/static/%2e%2e/library.py",
+        "/faces/-1.jpg",
+        "/faces/1.jpg/../../index.sqlite",
+    ):
+        status, _, body = client.request("GET", path)
+        assert status == 404, path
+        assert b"secret" not in body and b"SQLite" not in body
+
+
+def test_a_missing_photo_is_not_served(served):
+    server, client = served
+    client.log_in()
+    bob = by_size(server.session.library)[4]
+    face = next(f for f in bob.faces if "bob0" in f.photo.relative)
+    face.photo.path.unlink()
+    assert client.request("GET", f"/faces/{face.face_id}/photo")[0] == 404
+
+
+def test_a_change_is_recorded_and_undone_like_the_cli_s(served):
+    server, client = served
+    client.log_in()
+    output = server.session.library.output
+    alice = by_size(server.session.library)[5]
+    status, headers, _ = client.post(f"/people/{alice.id}/name", {"name": "Alice"})
+    assert status == 303
+    status, _, page = client.request("GET", headers["location"])
+    assert f"named p{alice.id} &#39;Alice&#39;".encode() in page or b"Alice" in page
+    server.session.settle_now()
+    assert names(output)[alice.id] == "Alice"
+    assert (output / "people" / "Alice").is_dir()
+    assert json.loads((output / "people.json").read_text())["people"][0]["name"] == "Alice"
+    history = Library.open(output).history()
+    assert history[0].command == f"review: name p{alice.id} Alice"
+    client.post("/undo", {})
+    server.session.settle_now()
+    assert names(output)[alice.id] is None
+    assert not (output / "people" / "Alice").exists()
+
+
+def test_read_only_while_another_command_holds_the_folder(served):
+    server, client = served
+    client.log_in()
+    output = server.session.library.output
+    alice = by_size(server.session.library)[5]
+    token = client.form_token()
+    with OutputLock(output):
+        _, _, page = client.request("GET", "/")
+        assert b"read-only" in page
+        assert json.loads(client.request("GET", "/status")[2])["busy"] is True
+        status, headers, _ = client.request("POST", f"/people/{alice.id}/name", {"form_token": token, "name": "Alice"})
+        assert status == 303
+        _, _, page = client.request("GET", headers["location"])
+        assert b"Not changed" in page
+    assert names(output)[alice.id] is None
+    assert json.loads(client.request("GET", "/status")[2])["busy"] is False
+
+
+def test_a_redirect_goes_only_to_a_page_of_the_app(served):
+    _, client = served
+    client.log_in()
+    for back in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"):
+        status, headers, _ = client.post("/settle", {"back": back})
+        assert status == 303 and headers["location"] == "/", back
+    status, headers, _ = client.post("/settle", {"back": "/history"})
+    assert headers["location"] == "/history"
+
+
+def test_hostile_names_are_shown_as_text(served):
+    server, client = served
+    client.log_in()
+    alice = by_size(server.session.library)[5]
+    client.post(f"/people/{alice.id}/name", {"name": '<script>alert(1)</script>"><img src=x>'})
+    for path in ("/", f"/people/{alice.id}", "/history"):
+        _, _, page = client.request("GET", path)
+        assert b"<script>alert" not in page and b"<img src=x>" not in page
+        assert b"&lt;script&gt;" in page
+
+
+def test_bad_form_values_are_a_clear_400_not_a_crash(served):
+    server, client = served
+    client.log_in()
+    alice = by_size(server.session.library)[5]
+    assert client.post(f"/people/{alice.id}/faces", {"action": "move", "face": "x"})[0] == 400
+    assert client.post(f"/people/{alice.id}/faces", {"action": "explode", "face": "1"})[0] == 400
+    assert client.request("GET", "/people/999999")[0] == 404
+    _, headers, _ = client.post(f"/people/{alice.id}/faces", {"action": "move", "face": "999999", "target": "p1"})
+    _, _, page = client.request("GET", headers["location"])
+    assert b"Not changed" in page and b"no face f999999" in page
