@@ -293,7 +293,10 @@ def test_bad_form_values_are_a_clear_400_not_a_crash(served):
     alice = by_size(server.session.library)[5]
     assert client.post(f"/people/{alice.id}/faces", {"action": "move", "face": "x"})[0] == 400
     assert client.post(f"/people/{alice.id}/faces", {"action": "explode", "face": "1"})[0] == 400
-    assert client.request("GET", "/people/999999")[0] == 404
+    status, headers, _ = client.request("GET", "/people/999999")
+    assert status == 303 and headers["location"] == "/"
+    assert b"There is no p999999 now" in client.request("GET", "/")[2]
+    assert client.request("GET", "/people/999999/suggestions")[0] == 404
     _, headers, _ = client.post(f"/people/{alice.id}/faces", {"action": "move", "face": "999999", "target": "p1"})
     _, _, page = client.request("GET", headers["location"])
     assert b"Not changed" in page and b"no face f999999" in page

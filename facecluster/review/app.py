@@ -94,7 +94,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
 
     @app.get("/people/<int:person>/suggestions")
     def person_suggestions(person: int) -> str:
-        summary = _summary(person)
+        summary = _summary(person, page=False)
         return render_template("suggestions.html", person=summary, matches=library.candidates(person, SUGGESTIONS))
 
     @app.get("/unsorted")
@@ -251,10 +251,14 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
         flash("Albums, people.json and the report are up to date.", "done")
         return redirect(_local(request.form.get("back")), 303)
 
-    def _summary(person: int):
+    def _summary(person: int, page: bool = True):
+        """The person's summary; for a page of someone merged away or emptied, back to the overview."""
         for summary in library.overview().people:
             if summary.id == person:
                 return summary
+        if page:
+            flash(f"There is no p{person} now (merged into someone, or left without faces; see History).", "error")
+            abort(redirect(url_for("overview"), 303))
         abort(404)
 
     def _names() -> list[str]:
