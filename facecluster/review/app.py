@@ -19,6 +19,7 @@ from facecluster.errors import FaceclusterError, OutputBusy, PeopleError
 from facecluster.review.security import HEADERS, SAFE_METHODS, Guard
 from facecluster.review.session import ReviewSession
 from facecluster.storage.people import parse_reference
+from facecluster.types import Overview
 
 PEOPLE_PER_PAGE = 240
 FACES_PER_PAGE = 300
@@ -36,6 +37,15 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     app.secret_key = guard.token  # signs the flash messages' cookie
     app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, MAX_CONTENT_LENGTH=1 << 20)
     library = session.library
+    app.config["SESSION_COOKIE_NAME"] = f"{guard.cookie}-messages"  # cookies ignore ports: one per app
+    cached: dict[str, tuple[tuple[int, ...], Overview]] = {}
+
+    def everyone() -> Overview:
+        """The library's overview, read again only when the index changed (pages need it several times)."""
+        version = library.version()
+        if "overview" not in cached or cached["overview"][0] != version:
+            cached["overview"] = (version, library.overview())
+        return cached["overview"][1]
 
     @app.before_request
     def guarded() -> BaseResponse | tuple[str, int] | None:
@@ -70,12 +80,12 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
 
     @app.get("/")
     def overview() -> str:
-        everyone = library.overview()
+        listing = everyone()
         wanted = request.args.get("q", "").strip().casefold()
-        people = [p for p in everyone.people if not wanted or wanted in p.label.casefold()]
+        people = [p for p in listing.people if not wanted or wanted in p.label.casefold()]
         page, pages, shown = _page(people, PEOPLE_PER_PAGE)
         return render_template(
-            "overview.html", overview=everyone, people=shown, page=page, pages=pages, query=wanted, total=len(people)
+            "overview.html", overview=listing, people=shown, page=page, pages=pages, query=wanted, total=len(people)
         )
 
     @app.get("/people/<int:person>")
@@ -102,7 +112,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
         forgotten = request.args.get("forgotten") == "1"
         total, faces = library.faces(None, forgotten, offset=_offset(FACES_PER_PAGE), limit=FACES_PER_PAGE)
         nearest = {} if forgotten else library.nearest_people([face.face_id for face in faces])
-        people = {p.id: p for p in library.overview().people}
+        people = {p.id: p for p in everyone().people}
         return render_template(
             "unsorted.html",
             faces=faces,
@@ -188,7 +198,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
         if len(chosen) < 2:
             flash("Select two or more people to merge.", "error")
             return redirect(_local(request.form.get("back")), 303)
-        summaries = {p.id: p for p in library.overview().people}
+        summaries = {p.id: p for p in everyone().people}
         keep = min(chosen, key=lambda p: (summaries[p].name is None, -summaries[p].faces) if p in summaries else (1, 0))
         others = [p for p in chosen if p != keep]
 
@@ -253,7 +263,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
 
     def _summary(person: int, page: bool = True):
         """The person's summary; for a page of someone merged away or emptied, back to the overview."""
-        for summary in library.overview().people:
+        for summary in everyone().people:
             if summary.id == person:
                 return summary
         if page:
@@ -262,7 +272,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
         abort(404)
 
     def _names() -> list[str]:
-        return [p.name for p in library.overview().people if p.name]
+        return [p.name for p in everyone().people if p.name]
 
     return app
 
