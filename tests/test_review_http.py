@@ -184,7 +184,7 @@ def test_every_response_is_hardened(served):
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"  # no-referrer makes browsers send Origin: null
     _, headers, _ = client.request("GET", "/")
     assert headers["cache-control"] == "no-store"
 

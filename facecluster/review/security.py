@@ -5,8 +5,9 @@
 - The Host header must name the address the app listens on (no DNS rebinding): 400 otherwise.
 - A request that changes something must come from the app's own pages: its Origin header must be the
   app's origin and its form must carry the per-launch form token (no cross-site requests): 403 otherwise.
-- Every response forbids framing, sniffing and referrers, and HTML gets a Content-Security-Policy
-  that allows only the app's own images, styles and script.
+- Every response forbids framing and sniffing, sends no referrer to other sites (``same-origin``: with
+  ``no-referrer`` browsers send ``Origin: null`` on the app's own forms), and HTML gets a
+  Content-Security-Policy that allows only the app's own images, styles and script.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
