@@ -215,6 +215,7 @@ class Library:
         """The output folder (resolved): index.sqlite, people/, report.html, people.json."""
         self._load_analyzer = load_analyzer or load_face_analyzer
         self._gallery_cache: tuple[tuple[int, ...], Gallery, dict[int, set[int]]] | None = None
+        self._embeddings: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
         self._unsorted_nearest: tuple[tuple[int, ...], dict[int, Match | None]] = ((), {})
 
     @classmethod
@@ -318,6 +319,17 @@ class Library:
         people.sort(key=lambda p: (p.name is None, -p.faces, p.id))
         return Overview(people, unsorted, forgotten)
 
+    def summary(self, person: int) -> PersonSummary | None:
+        """One person of ``overview()`` (None when they have no face in a present photo now)."""
+        with _reading(self.output) as index:
+            row = browse.person_row(index, person)
+        return None if row is None else PersonSummary(row.person_id, row.name, row.faces, row.photos, row.best_face)
+
+    def names(self) -> list[str]:
+        """Every name given, in no particular order (named people whose photos are all missing too)."""
+        with _reading(self.output) as index:
+            return [name for name in People(index).names().values() if name]
+
     def faces(
         self, person: int | None = None, forgotten: bool = False, offset: int = 0, limit: int | None = None
     ) -> tuple[int, list[FaceRecord]]:
@@ -388,8 +400,8 @@ class Library:
         version = self.version()
         if self._unsorted_nearest[0] != version:
             with _reading(self.output) as index:
-                _, rows = browse.face_rows(index, None)
-            self._unsorted_nearest = (version, self.nearest_people([row.face_id for row in rows]))
+                unsorted = browse.unsorted_ids(index)
+            self._unsorted_nearest = (version, self.nearest_people(unsorted))
         near = [(m.distance, face) for face, m in self._unsorted_nearest[1].items() if m and m.person_id == person]
         return [
             Match(person, distance, self._unsorted_nearest[1][face].limit, face_id=face)
@@ -401,7 +413,11 @@ class Library:
         version = self.version()
         if self._gallery_cache is None or self._gallery_cache[0] != version:
             with _reading(self.output) as index:
-                self._gallery_cache = (version, Gallery.load(index), People(index).corrections().rejected)
+                faces = index.db.execute("SELECT count(*), coalesce(max(id), 0) FROM faces").fetchone()
+                if self._embeddings is None or self._embeddings[0] != faces:  # faces and embeddings never change
+                    self._embeddings = (faces, browse.embedding_matrix(index))
+                gallery = Gallery.load(index, self._embeddings[1])
+                self._gallery_cache = (version, gallery, People(index).corrections().rejected)
         return self._gallery_cache[1], self._gallery_cache[2]
 
     def version(self) -> tuple[int, ...]:
@@ -578,8 +594,8 @@ class Library:
         text = str(query) if isinstance(query, int | str) else None
         if text is not None and not Path(text).exists() and parse_reference(text)[0] == "face":
             text = str(parse_reference(text)[1])  # f12, as every command writes faces
-        if text is not None and text.isdigit() and int(text) in gallery.embeddings:
-            return [(f"face f{text}", gallery.embeddings[int(text)], int(text))]
+        if text is not None and text.isdigit() and (vector := gallery.embedding(int(text))) is not None:
+            return [(f"face f{text}", vector, int(text))]
         if isinstance(query, int):
             raise PeopleError(f"no face {query} in this index")
         name = "image" if isinstance(query, Image.Image | np.ndarray) else str(query)

@@ -9,6 +9,7 @@ import numpy as np
 
 from facecluster.grouping import GroupingOptions
 from facecluster.grouping.linkage import MergeRule
+from facecluster.storage.browse import embedding_matrix
 from facecluster.storage.index import FaceIndex
 from facecluster.storage.people import People
 from facecluster.types import Match
@@ -38,26 +39,39 @@ class Gallery:
     """Every person's faces in an index, and the rule the last scan grouped with."""
 
     rule: MergeRule
-    embeddings: dict[int, np.ndarray]
-    """face id -> unit embedding."""
+    face_ids: np.ndarray
+    """Every face id of the index, ascending."""
+    vectors: np.ndarray
+    """Their unit embeddings, one row per face id."""
     people: dict[int, tuple[np.ndarray, int]]
     """person id -> (sum of their faces' embeddings, number of faces)."""
     person_of: dict[int, int]
     """face id -> person id."""
 
     @classmethod
-    def load(cls, index: FaceIndex) -> Gallery:
+    def load(cls, index: FaceIndex, embeddings: tuple[np.ndarray, np.ndarray] | None = None) -> Gallery:
+        """The gallery of ``index``; ``embeddings`` (``embedding_matrix``'s answer, when the caller kept one
+        that is still current) saves reading every face again."""
         options = GroupingOptions.from_meta(index.meta("method"), index.meta("threshold"))
-        embeddings = {f.face_id: f.embedding for f in index.faces()}
+        face_ids, vectors = embeddings if embeddings is not None else embedding_matrix(index)
         person_of = {face: person for face, (person, _) in People(index).members().items()}
-        members: dict[int, list[int]] = {}
-        for face, person in person_of.items():
-            members.setdefault(person, []).append(face)
-        people = {
-            person: (np.sum([embeddings[f] for f in faces], axis=0, dtype=np.float64), len(faces))
-            for person, faces in members.items()
-        }
-        return cls(options.merge_rule(), embeddings, people, person_of)
+        faces = np.fromiter(person_of, dtype=np.int64, count=len(person_of))
+        owners = np.fromiter(person_of.values(), dtype=np.int64, count=len(person_of))
+        order = np.argsort(owners, kind="stable")
+        faces, owners = faces[order], owners[order]
+        people: dict[int, tuple[np.ndarray, int]] = {}
+        if len(faces):
+            rows = np.searchsorted(face_ids, faces)
+            starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+            totals = np.add.reduceat(vectors[rows].astype(np.float64), starts, axis=0)
+            counts = np.diff(np.r_[starts, len(faces)])
+            people = {int(owners[s]): (totals[n], int(counts[n])) for n, s in enumerate(starts)}
+        return cls(options.merge_rule(), face_ids, vectors, people, person_of)
+
+    def embedding(self, face: int) -> np.ndarray | None:
+        """A face's embedding (None when the index has no such face)."""
+        row = int(np.searchsorted(self.face_ids, face))
+        return self.vectors[row] if row < len(self.face_ids) and self.face_ids[row] == face else None
 
     def rank(self, query: np.ndarray, own_face: int | None = None) -> list[Match]:
         """``rank_people`` over this gallery; ``own_face`` (a face of the index) is left out of its person."""
@@ -65,7 +79,7 @@ class Gallery:
         if own_face in self.person_of:
             person = self.person_of[own_face]
             total, count = people[person]
-            people = {**people, person: (total - self.embeddings[own_face], count - 1)}
+            people = {**people, person: (total - self.embedding(own_face), count - 1)}
         return rank_people(query, people, self.rule)
 
     @cached_property
@@ -87,18 +101,24 @@ class Gallery:
         """
         ids, means, limits = self._table
         found: dict[int, Match | None] = {face: None for face in faces}
-        known = [face for face in faces if face in self.embeddings]
-        if not known or not len(ids):
+        asked = np.array(sorted(set(faces)), dtype=np.int64)
+        rows = np.searchsorted(self.face_ids, asked)
+        present = (rows < len(self.face_ids)) & (self.face_ids[np.minimum(rows, len(self.face_ids) - 1)] == asked)
+        asked, rows = asked[present], rows[present]
+        if not len(asked) or not len(ids):
             return found
-        for start in range(0, len(known), 512):  # 512 x people distances at a time
-            chunk = known[start : start + 512]
-            queries = np.stack([self.embeddings[face] for face in chunk]).astype(np.float64)
-            distances = np.sqrt(np.maximum(0.0, 2 - 2 * (queries @ means.T)))
-            for row, face in enumerate(chunk):
-                skip = refused.get(face, set()) | {self.person_of.get(face, -1)}
-                take = min(len(ids), len(skip) + 1)
-                closest = np.argpartition(distances[row], take - 1)[:take]
-                for column in closest[np.argsort(distances[row, closest], kind="stable")]:
+        for start in range(0, len(asked), 512):  # 512 x people distances at a time
+            chunk, chunk_rows = asked[start : start + 512], rows[start : start + 512]
+            distances = np.sqrt(np.maximum(0.0, 2 - 2 * (self.vectors[chunk_rows].astype(np.float64) @ means.T)))
+            nearest = distances.argmin(axis=1)
+            for row, face in enumerate(chunk.tolist()):
+                skip = refused.get(face, set()) | ({self.person_of[face]} if face in self.person_of else set())
+                columns = [nearest[row]]
+                if skip:  # the nearest few, enough to find one not skipped
+                    take = min(len(ids), len(skip) + 1)
+                    some = np.argpartition(distances[row], take - 1)[:take]
+                    columns = some[np.argsort(distances[row, some], kind="stable")]
+                for column in columns:
                     if int(ids[column]) not in skip:
                         found[face] = Match(int(ids[column]), float(distances[row, column]), float(limits[column]))
                         break

@@ -263,16 +263,16 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
 
     def _summary(person: int, page: bool = True):
         """The person's summary; for a page of someone merged away or emptied, back to the overview."""
-        for summary in everyone().people:
-            if summary.id == person:
-                return summary
+        summary = library.summary(person)
+        if summary is not None:
+            return summary
         if page:
             flash(f"There is no p{person} now (merged into someone, or left without faces; see History).", "error")
             abort(redirect(url_for("overview"), 303))
         abort(404)
 
     def _names() -> list[str]:
-        return [p.name for p in everyone().people if p.name]
+        return sorted(library.names(), key=str.casefold)
 
     return app
 

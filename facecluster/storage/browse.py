@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from facecluster.storage.index import FaceIndex, _relative
 from facecluster.storage.people import NOBODY
 
@@ -93,3 +95,30 @@ def face_path(index: FaceIndex, face: int) -> str | None:
     """The relative path of a present photo holding this face (None: no such face, or its photo is missing)."""
     row = index.db.execute(f"SELECT {_PATH} FROM faces f WHERE f.id = ?", (face,)).fetchone()
     return _relative(row[0]) if row and row[0] is not None else None
+
+
+def embedding_matrix(index: FaceIndex) -> tuple[np.ndarray, np.ndarray]:
+    """(face ids, their embeddings as one float32 matrix) of every face of the index, in id order."""
+    ids, blobs = [], []
+    for face, blob in index.db.execute("SELECT id, embedding FROM faces ORDER BY id"):
+        ids.append(face)
+        blobs.append(blob)
+    vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(ids), -1) if ids else np.zeros((0, 128))
+    return np.array(ids, dtype=np.int64), vectors
+
+
+def unsorted_ids(index: FaceIndex) -> list[int]:
+    """The unsorted faces of present photos that a grouping may still place (not forgotten)."""
+    rows = index.db.execute(f"SELECT f.id FROM faces f WHERE {_UNSORTED} AND NOT {_FORGOTTEN} AND {_PRESENT}")
+    return [row[0] for row in rows]
+
+
+def person_row(index: FaceIndex, person: int) -> PersonRow | None:
+    """One person's row of ``person_rows`` (None when they have no face in a present photo)."""
+    row = index.db.execute(
+        "SELECT m.person_id, pe.name, count(*), count(DISTINCT f.sha256), f.id, max(f.size * f.score)"
+        " FROM memberships m JOIN faces f ON f.id = m.face_id JOIN people pe ON pe.id = m.person_id"
+        f" WHERE m.person_id = ? AND {_PRESENT}",
+        (person,),
+    ).fetchone()
+    return PersonRow(*row[:5]) if row and row[0] is not None else None
