@@ -1,6 +1,8 @@
 """What a scan shows the user: per-person albums, people.json, report.html and XMP sidecars.
 
-Each writer takes a ``ScanOutcome`` and replaces its files atomically inside the output folder.
+Each writer takes a ``ScanOutcome`` and replaces its files atomically inside the output folder,
+rewriting only what differs from what is on disk (an unchanged album, thumbnail or file is left
+alone), so rewriting after a small correction, or after nothing changed, is cheap.
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ from facecluster.outputs.albums import write_albums
 from facecluster.outputs.people_json import write_people_json
 from facecluster.outputs.report import write_report
 from facecluster.outputs.xmp import write_sidecars
+from facecluster.storage.index import ThumbnailReader
 from facecluster.types import ScanOutcome
 
 
 def write_outputs(outcome: ScanOutcome, output: Path, album_mode: str = "symlink", xmp: bool = False) -> None:
-    """Albums, people.json, report.html and (when asked) XMP sidecars, each replaced atomically."""
-    write_albums(outcome, output, album_mode)
-    write_people_json(outcome, output)
-    write_report(outcome, output)
-    if xmp:
-        write_sidecars(outcome, output)
+    """Albums, people.json, report.html and (when asked) XMP sidecars, each replaced atomically.
+
+    Face thumbnails read meanwhile share one read-only connection to the index (when it is
+    closed), closed on return.
+    """
+    with ThumbnailReader.reading():
+        write_albums(outcome, output, album_mode)
+        write_people_json(outcome, output)
+        write_report(outcome, output)
+        if xmp:
+            write_sidecars(outcome, output)

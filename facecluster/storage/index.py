@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -525,18 +526,85 @@ class ThumbnailReader:
 
     Handed out with the faces of a scan or a correction, so a thumbnail can still be read (by a
     caller of the library) after the connection that wrote the faces is closed. No connection is
-    kept open beyond one read, so a later writer stays the last to close and checkpoints the index.
+    kept open beyond its use, so a later writer stays the last to close and checkpoints the index:
+    one read (``__call__``) or one batch (``many``) opens and closes its own, and inside a
+    ``ThumbnailReader.reading()`` block the calls of that thread share one per index, closed on
+    leaving the block.
+
+    Safe to call from any thread: ``index``'s own connection is used only by the thread that
+    opened it (sqlite3 refuses the others, who then read on a connection of their own).
     """
+
+    _BATCH = 500
+    """Face ids per query of ``many`` (well below SQLite's limit on bound parameters)."""
+    _local = threading.local()
+    """Per thread: ``connections`` (index path -> connection) while a ``reading()`` block is open."""
 
     def __init__(self, index: FaceIndex) -> None:
         self.index = index
 
     def __call__(self, face_id: int) -> bytes:
         """The JPEG thumbnail of a face (empty when none)."""
+        return self.many([face_id]).get(face_id, b"")
+
+    def many(self, face_ids: Iterable[int]) -> dict[int, bytes]:
+        """face id -> JPEG thumbnail of the faces given, read in a few queries on one connection.
+
+        Faces without a thumbnail (or no longer in the index) are left out.
+        """
+        ids = sorted({int(face_id) for face_id in face_ids})
         if not self.index.closed:
-            return self.index.thumbnail(face_id)
-        index = FaceIndex(self.index.path.parent, readonly=True)
+            try:
+                return self._read(self.index.db, ids)
+            except sqlite3.ProgrammingError:  # another thread's connection, or closed meanwhile
+                pass
+        with self._connection() as db:
+            return self._read(db, ids)
+
+    def _read(self, db: sqlite3.Connection, ids: list[int]) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        for start in range(0, len(ids), self._BATCH):
+            chunk = ids[start : start + self._BATCH]
+            rows = db.execute(f"SELECT id, thumbnail FROM faces WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((row[0], bytes(row[1])) for row in rows if row[1])
+        return found
+
+    @classmethod
+    @contextmanager
+    def reading(cls) -> Iterator[None]:
+        """A block in which this thread's reads of closed indexes share one read-only connection per index.
+
+        Reading thousands of thumbnails one by one (writing a report) then costs one query each
+        instead of a connection each; every connection is closed on leaving the block. Nested
+        blocks share the outer one's connections.
+        """
+        if getattr(cls._local, "connections", None) is not None:
+            yield
+            return
+        connections: dict[Path, sqlite3.Connection] = {}
+        cls._local.connections = connections
         try:
-            return index.thumbnail(face_id)
+            yield
         finally:
-            index.close()
+            cls._local.connections = None
+            for db in connections.values():
+                db.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection: this thread's one of a ``reading()`` block, else a brief one."""
+        path = self.index.path
+        connections = getattr(self._local, "connections", None)
+        try:
+            if connections is not None:
+                if path not in connections:
+                    connections[path] = _open_readonly(path)
+                yield connections[path]
+                return
+            db = _open_readonly(path)
+            try:
+                yield db
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as error:
+            raise IndexUnavailable(f"{path}: cannot read the face index ({error})") from error
