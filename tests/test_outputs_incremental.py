@@ -313,6 +313,7 @@ def test_no_reading_connection_outlives_its_use(library: Library) -> None:
 
 
 def test_write_outputs_reads_thumbnails_on_one_connection(library: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the index closed (a library user writing outputs of ``outcome()``), inside ``reading()``."""
     import facecluster.storage.index as index_module
 
     outcome = library.outcome()
@@ -320,7 +321,8 @@ def test_write_outputs_reads_thumbnails_on_one_connection(library: Library, monk
     real = index_module._open_readonly
     monkeypatch.setattr(index_module, "_open_readonly", lambda path: opened.append(path) or real(path))
     shutil.rmtree(library.output / "thumbs")
-    write_outputs(outcome, library.output)
+    with ThumbnailReader.reading():
+        write_outputs(outcome, library.output)
     assert len(opened) == 1
     assert len(os.listdir(library.output / "thumbs")) == len(
         [face for person in outcome.people for face in person.faces] + outcome.unsorted

@@ -13,19 +13,17 @@ from facecluster.outputs.albums import write_albums
 from facecluster.outputs.people_json import write_people_json
 from facecluster.outputs.report import write_report
 from facecluster.outputs.xmp import write_sidecars
-from facecluster.storage.index import ThumbnailReader
 from facecluster.types import ScanOutcome
 
 
 def write_outputs(outcome: ScanOutcome, output: Path, album_mode: str = "symlink", xmp: bool = False) -> None:
     """Albums, people.json, report.html and (when asked) XMP sidecars, each replaced atomically.
 
-    Face thumbnails read meanwhile share one read-only connection to the index (when it is
-    closed), closed on return.
+    With the outcome's index closed, wrap the call in ``ThumbnailReader.reading()`` so that the face
+    thumbnails read meanwhile share one connection.
     """
-    with ThumbnailReader.reading():
-        write_albums(outcome, output, album_mode)
-        write_people_json(outcome, output)
-        write_report(outcome, output)
-        if xmp:
-            write_sidecars(outcome, output)
+    write_albums(outcome, output, album_mode)
+    write_people_json(outcome, output)
+    write_report(outcome, output)
+    if xmp:
+        write_sidecars(outcome, output)
