@@ -17,8 +17,10 @@ albums, people.json, report.html and XMP sidecars are outputs, rewritten after e
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import os
+import secrets
 import sqlite3
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -58,6 +60,8 @@ from facecluster.types import FaceRecord, FindResult, Match, Overview, Person, P
 DEFAULT_OUTPUT = Path("facecluster-output")
 STALE_KEY = "outputs_stale"
 """Meta key set while the outputs are behind the index (between a change's commit and their rewrite)."""
+IDENTITY_KEY = "library_id"
+"""Meta key of a random id given to an index by its first scan (face ids start at 1 in every index)."""
 REGROUP_KEY = "regroup_pending"
 """Meta key set while deferred changes (``defer=True``) wait for their regroup; ``settle()`` does it."""
 FACES_SHOWN = 8
@@ -279,6 +283,7 @@ class Library:
             index.set_meta(
                 {
                     "root": os.fsencode(self.photos).hex(),
+                    IDENTITY_KEY: index.meta(IDENTITY_KEY) or secrets.token_hex(8),
                     **options.grouping.as_meta(),
                     "album_mode": album_mode,
                     "xmp": "1" if options.xmp else "",
@@ -430,6 +435,16 @@ class Library:
             except FileNotFoundError:
                 stamps += [0, 0]
         return tuple(stamps)
+
+    def identity(self) -> str:
+        """A short id of this index, different for every index (even of the same output folder, rebuilt):
+        for caches of things known by face id, since face ids start at 1 in every index."""
+        with _reading(self.output) as index:
+            given = index.meta(IDENTITY_KEY)
+        if given:
+            return given
+        stat = (self.output / INDEX_FILE).stat()  # an index whose last scan predates the id
+        return hashlib.sha256(f"{self.output}\0{stat.st_dev}\0{stat.st_ino}".encode()).hexdigest()[:16]
 
     def busy(self) -> bool:
         """Whether another command (a scan, a correction) holds the output folder now."""

@@ -192,3 +192,20 @@ def _tables(output: Path) -> dict[str, list]:
             table: sorted(index.db.execute(f"SELECT * FROM {table}").fetchall())
             for table in ("people", "memberships", "rejections")
         }
+
+
+def test_undoing_not_this_person_after_a_regroup_puts_the_faces_back(library):
+    """The regroup after a deferred change may place the rejected faces elsewhere (unconfirmed): undo wins."""
+    alice = by_size(library)[5]
+    with library.corrections() as edit:
+        edit.name(alice.id, "Alice")
+    before = _tables(library.output)
+    for face in alice.faces:
+        with library.corrections(defer=True) as edit:
+            edit.reject(face.face_id, alice.id)
+        library.settle()  # the faces may form a new, unnamed person
+    for _ in alice.faces:
+        library.undo(defer=True)
+    library.settle()
+    assert _tables(library.output) == before
+    assert sorted(f.face_id for f in library.person("Alice").faces) == sorted(f.face_id for f in alice.faces)

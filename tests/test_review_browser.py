@@ -419,7 +419,13 @@ def test_history_undo_and_undo_back_to_here(start, named: Library) -> None:
     assert review.settled() == moved
     assert "undone" in review.find(f"#change-{third.id}").get_attribute("class")
 
-    review.submit(review.find(f"#change-{first.id} button.undo"))
+    def confirmed(button: WebElement) -> None:  # "Undo back to here" asks first
+        button.click()
+        alert = wait(review.driver).until(lambda d: d.switch_to.alert)
+        assert alert.text == f"Undo every change from the newest down to #{first.id}?"
+        alert.accept()
+
+    review.submit(review.find(f"#change-{first.id} button.undo"), click=confirmed)
     assert review.messages() == [f"undid #{second.id} {second.command}", f"undid #{first.id} {first.command}"]
     assert review.settled() == before != named_alice
     assert [b.text for b in review.find_all("ol.history button.undo")] == ["Undo"]  # the fixture's naming
@@ -469,9 +475,10 @@ def test_unsorted_question_yes_and_no(start, near: Library) -> None:
     first, second = small_faces(near)
     review = start(near)
     review.open("/unsorted")
-    questions = {q.get_attribute("id"): q.text for q in review.find_all("li.question")}
+    questions = {q.get_attribute("id"): q.text for q in review.find_all(".question")}
     assert set(questions) == {f"question-{first}", f"question-{second}"}  # not the stranger: nobody is near
     assert questions[f"question-{first}"].startswith("Is this p1?")
+    assert review.find(f"#face-{first} #question-{first}")  # asked under its own face
 
     review.submit(review.find(f"#question-{first} button.yes"))
     assert review.driver.current_url == review.base + "/unsorted"
@@ -488,7 +495,7 @@ def test_unsorted_question_yes_and_no(start, near: Library) -> None:
     assert "alice_far1.png" in album(review.output, "unsorted")
     review.open("/unsorted")
     assert review.find_all(f"#face-{second}") != []
-    assert review.find_all("li.question") == []  # not asked again
+    assert review.find_all(".question") == []  # not asked again
     suggestions = review.driver.execute_script("return fetch('/people/1/suggestions').then(r => r.text())")
     assert f"question-{second}" not in suggestions  # nor among Alice's suggestions
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from facecluster.errors import InvalidInput
 from facecluster.library import Library
+from facecluster.review.security import Guard
 from facecluster.review.server import ReviewServer
 from facecluster.storage.lock import OutputLock
 from tests.fakes import by_size
@@ -197,7 +200,12 @@ def test_images_are_served_by_face_id_only(served, tmp_path):
     face = alice.faces[0]
     status, headers, body = client.request("GET", f"/faces/{face.face_id}.jpg")
     assert status == 200 and headers["content-type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
-    assert "immutable" in headers["cache-control"]
+    assert "no-cache" in headers["cache-control"]
+    identity = library.identity()
+    _, _, page = client.request("GET", f"/people/{alice.id}")
+    assert f"/faces/{face.face_id}.jpg?v={identity}".encode() in page  # cached per index: ids restart in each
+    _, headers, again = client.request("GET", f"/faces/{face.face_id}.jpg?v={identity}")
+    assert again == body and "immutable" in headers["cache-control"]
     status, headers, body = client.request("GET", f"/faces/{face.face_id}/photo")
     assert status == 200 and body == face.photo.path.read_bytes()
     secret = tmp_path / "secret.txt"
@@ -269,7 +277,13 @@ def test_read_only_while_another_command_holds_the_folder(served):
 def test_a_redirect_goes_only_to_a_page_of_the_app(served):
     _, client = served
     client.log_in()
-    for back in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"):
+    for back in (
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "/\t/evil.example",
+    ):
         status, headers, _ = client.post("/settle", {"back": back})
         assert status == 303 and headers["location"] == "/", back
     status, headers, _ = client.post("/settle", {"back": "/history"})
@@ -300,3 +314,63 @@ def test_bad_form_values_are_a_clear_400_not_a_crash(served):
     _, headers, _ = client.post(f"/people/{alice.id}/faces", {"action": "move", "face": "999999", "target": "p1"})
     _, _, page = client.request("GET", headers["location"])
     assert b"Not changed" in page and b"no face f999999" in page
+
+
+def test_numbers_out_of_range_or_not_numbers_are_refused_not_a_crash(served):
+    server, client = served
+    client.log_in()
+    alice = by_size(server.session.library)[5]
+    face = alice.faces[0].face_id
+    assert client.post(f"/faces/{face}/answer", {"person": "abc", "answer": "yes"})[0] == 400
+    assert client.post("/undo", {"until": "abc"})[0] == 400
+    assert client.post(f"/people/{alice.id}/faces", {"action": "forget", "face": "9" * 30})[0] == 400
+    assert client.request("GET", f"/faces/{'9' * 30}.jpg")[0] == 404
+    assert client.request("GET", f"/people/{alice.id}?page={'9' * 30}")[0] == 200
+
+
+def test_moving_to_an_unknown_name_needs_new_person_ticked(served):
+    server, client = served
+    client.log_in()
+    library = server.session.library
+    alice, bob = by_size(library)[5], by_size(library)[4]
+    with library.corrections() as edit:
+        edit.name(bob.id, "Bob")
+    face = alice.faces[0].face_id
+    _, headers, _ = client.post(f"/people/{alice.id}/faces", {"action": "move", "face": face, "target": "Bobb"})
+    page = client.request("GET", headers["location"])[2]
+    assert b"Not changed" in page and b"did you mean" in page
+    client.post(f"/people/{alice.id}/faces", {"action": "move", "face": face, "target": "Dora", "new": "1"})
+    server.session.settle_now()
+    assert [f.face_id for f in library.person("Dora").faces] == [face]
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_not_a_crash(served):
+    server, client = served
+    client.log_in()
+    library = server.session.library
+    alice = by_size(library)[5]
+    photo = alice.faces[0].photo.path
+    photo.rename(photo.with_name(os.fsdecode(b"bad\xff\xfename.png")))
+    library.scan()
+    status, _, page = client.request("GET", f"/people/{alice.id}")
+    assert status == 200 and "bad\ufffd\ufffdname.png".encode() in page
+
+
+def test_host_names_the_app_answers_to(library):
+    assert Guard.for_address("127.0.0.1", 8765).hosts == {"127.0.0.1:8765", "localhost:8765"}
+    assert Guard.for_address("::1", 8765).hosts == {"[::1]:8765", "localhost:8765"}
+    assert Guard.for_address("192.168.1.5", 8765).hosts == {"192.168.1.5:8765"}
+    for host in ("0.0.0.0", "::", "example.com"):
+        with pytest.raises(InvalidInput):
+            ReviewServer(library, host, 0)
+
+
+def test_the_browser_opens_a_private_page_in_the_output_folder_not_the_token_on_a_command_line(served):
+    server, _ = served
+    page = server.launcher()
+    assert page.parent == server.session.library.output
+    assert server.guard.token in page.read_text()
+    if os.name == "posix":
+        assert page.stat().st_mode & 0o077 == 0
+    server.close()
+    assert not page.exists()

@@ -11,14 +11,14 @@ from __future__ import annotations
 import mimetypes
 import shlex
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from facecluster.errors import FaceclusterError, OutputBusy, PeopleError
+from facecluster.errors import FaceclusterError, OutputBusy
 from facecluster.review.security import HEADERS, SAFE_METHODS, Guard
 from facecluster.review.session import ReviewSession
-from facecluster.storage.people import parse_reference
 from facecluster.types import Overview
 
 PEOPLE_PER_PAGE = 240
@@ -27,8 +27,6 @@ SUGGESTIONS = 12
 BROWSER_IMAGES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"})
 """Photos served as they are; others (HEIC, TIFF, ...) are converted to JPEG first."""
 BUSY = "Not changed: a scan (or another facecluster command) is using this library; try again when it ends."
-THUMBS = "thumbs"
-"""The report's thumbnail folder in the output folder: thumbnails are served from there when present."""
 
 
 def create_app(session: ReviewSession, guard: Guard) -> Flask:
@@ -55,7 +53,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
         if given is not None:
             if not guard.token_ok(given):
                 return "Wrong token: open the address 'facecluster review' printed.", 403
-            page = redirect(request.path if request.method in SAFE_METHODS else url_for("overview"), 303)
+            page = redirect(_local(request.path) if request.method in SAFE_METHODS else url_for("overview"), 303)
             page.set_cookie(guard.cookie, guard.token, httponly=True, samesite="Strict", path="/")
             return page
         if not guard.token_ok(request.cookies.get(guard.cookie)):
@@ -74,9 +72,11 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    identity = library.identity()
+
     @app.context_processor
     def shared() -> dict[str, object]:
-        return {"status": session.status(), "form_token": guard.form_token, "output": str(library.output)}
+        return {"status": session.status(), "form_token": guard.form_token, "library_id": identity}
 
     @app.get("/")
     def overview() -> str:
@@ -129,6 +129,19 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     def history() -> str:
         return render_template("history.html", changes=library.history(limit=500))
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status=204)
+
+    @app.errorhandler(OverflowError)
+    def too_large(_: OverflowError) -> tuple[str, int]:
+        return "No such face or person.", 404
+
+    @app.template_filter("shown")
+    def shown(text: str) -> str:
+        """A path as text: bytes that are not UTF-8 (kept by the file system) become U+FFFD."""
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
     @app.get("/status")
     def status() -> Response:
         now = session.status()
@@ -136,12 +149,14 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
 
     @app.get("/faces/<int:face>.jpg")
     def thumbnail(face: int) -> Response:
-        cached = library.output / THUMBS / f"{face}.jpg"
-        data = cached.read_bytes() if cached.is_file() else library.thumbnail(face)
+        data = library.thumbnail(face)
         if not data:
             abort(404)
         response = Response(data, mimetype="image/jpeg")
-        response.headers["Cache-Control"] = "private, max-age=31536000, immutable"  # a face id never changes
+        if request.args.get("v") == identity:  # a face's thumbnail never changes within one index
+            response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+        else:
+            response.headers["Cache-Control"] = "private, no-cache"
         return response
 
     @app.get("/faces/<int:face>/photo")
@@ -162,9 +177,6 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
 
     def act(command: str, apply: Callable[..., object], back: str) -> BaseResponse:
         """Run one change, then go ``back`` with what it did (or why not) as a message."""
-        if session.status().busy:
-            flash(BUSY, "error")
-            return redirect(back, 303)
         try:
             with session.change(f"review: {command}") as edit:
                 apply(edit)
@@ -172,7 +184,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
                 flash(line, "done")
         except OutputBusy:
             flash(BUSY, "error")
-        except PeopleError as error:
+        except FaceclusterError as error:
             flash(f"Not changed: {error}", "error")
         return redirect(back, 303)
 
@@ -224,8 +236,9 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
             return redirect(back, 303)
         listed = " ".join(f"f{f}" for f in faces)
         if action == "move":
-            target = request.form.get("target", "").strip()
-            return act(f"move {listed} {shlex.quote(target)}", lambda e: _move(e, faces, target), back)
+            target, new = request.form.get("target", "").strip(), request.form.get("new") == "1"
+            command = f"move {listed} {shlex.quote(target)}" + (" --new" if new else "")
+            return act(command, lambda e: _move(e, faces, target, new), back)
         if action == "split" and person is not None:
             new_name = request.form.get("name", "").strip()
             command = f"split p{person} {listed}" + (f" (named {shlex.quote(new_name)})" if new_name else "")
@@ -238,7 +251,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
 
     @app.post("/faces/<int:face>/answer")
     def answer(face: int) -> BaseResponse:
-        person, back = int(request.form.get("person", "0") or 0), _local(request.form.get("back"))
+        person, back = _number(request.form.get("person")), _local(request.form.get("back"))
         if request.form.get("answer") == "yes":
             return act(f"move f{face} p{person}", lambda e: e.move(face, person), back)
         return act(f"reject f{face} p{person}", lambda e: e.reject(face, person), back)
@@ -247,11 +260,11 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     def undo() -> BaseResponse:
         until = request.form.get("until")
         try:
-            for line in session.undo(int(until) if until else None):
+            for line in session.undo(_number(until) if until else None):
                 flash(f"undid {line}", "done")
         except OutputBusy:
             flash("Not undone: a scan (or another facecluster command) is using this library.", "error")
-        except PeopleError as error:
+        except FaceclusterError as error:
             flash(f"Not undone: {error}", "error")
         return redirect(_local(request.form.get("back")), 303)
 
@@ -277,16 +290,9 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     return app
 
 
-def _move(edit, faces: list[int], target: str) -> None:
-    """Move faces to a person: an existing one (p7, a name), or a new one when the name is nobody's."""
-    try:
-        person: int | str = edit.person(target)
-        create = False
-    except PeopleError:
-        if not target or parse_reference(target)[1] is not None:
-            raise
-        person, create = target, True
-    person = edit.move(faces[0], person, create=create)
+def _move(edit, faces: list[int], target: str, new: bool) -> None:
+    """Move faces to a person (p7, a name), or with ``new`` to a new person of that name (as ``move --new``)."""
+    person = edit.move(faces[0], target, create=new)
     for face in faces[1:]:
         edit.move(face, person)
 
@@ -297,19 +303,21 @@ def _split(edit, person: int, faces: list[int], name: str) -> None:
         edit.name(new, name)
 
 
+def _number(text: str | None) -> int:
+    """A whole number from a form (an id): 400 for anything else, or beyond what SQLite can hold."""
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 18:
+        abort(400)
+    return int(text)
+
+
 def _ids(field: str) -> list[int]:
     """The ids a form's checkboxes selected (numbers only)."""
-    try:
-        return sorted({int(value) for value in request.form.getlist(field)})
-    except ValueError:
-        abort(400)
+    return sorted({_number(value) for value in request.form.getlist(field)})
 
 
 def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
+    text = request.args.get("page", "1")
+    return max(1, int(text)) if text.isascii() and text.isdigit() and len(text) < 10 else 1
 
 
 def _offset(per_page: int) -> int:
@@ -328,6 +336,12 @@ def _back(person: int) -> str:
 
 def _local(path: str | None) -> str:
     """A page of this app to return to: only a local path ('/...'), never another site."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+    if (
+        not path
+        or not path.startswith("/")
+        or any(c.isspace() or ord(c) < 32 or c == "\\" for c in path)
+        or urlsplit(path).netloc
+        or path.startswith("//")
+    ):
         return url_for("overview")
     return path

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
@@ -42,8 +43,9 @@ class Guard:
 
     @classmethod
     def for_address(cls, host: str, port: int) -> Guard:
-        names = {host, "localhost", "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {host}
-        return cls(frozenset(f"{name}:{port}" for name in names))
+        """The Host headers browsers send for the app listening on ``host`` (IPv6 literals in brackets)."""
+        names = {host, "localhost"} if is_loopback(host) else {host}
+        return cls(frozenset(f"[{name}]:{port}" if ":" in name else f"{name}:{port}" for name in names))
 
     @property
     def cookie(self) -> str:
@@ -66,3 +68,26 @@ class Guard:
 
     def form_ok(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), self.form_token.encode())
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (localhost, 127.x.x.x, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(host: str) -> None:
+    """ValueError for an address the app cannot guard: a wildcard (0.0.0.0, ::), which answers under
+    names no Host check can know, or anything but localhost and an IP address."""
+    if host == "localhost":
+        return
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError("give localhost or an IP address of this machine") from None
+    if address.is_unspecified:
+        raise ValueError(f"{host} listens on every address; give the one address to listen on")

@@ -51,8 +51,9 @@ class ReviewSession:
         self._thread.start()
 
     def status(self) -> Status:
+        held = self.library.busy()  # the file lock first: our own settling takes it after _write
         settling = self._settling
-        busy = not settling and not self._write.locked() and self.library.busy()
+        busy = held and not settling and not self._write.locked()
         return Status(busy, self._due is not None or settling, settling, self._error)
 
     @contextmanager

@@ -137,8 +137,8 @@ class History:
             effects.extend(f"undone: {line}" for line in change.effects)
             if lost:
                 effects.append(
-                    f"{lost} of its {len(log)} recorded rows could not be restored: their faces were pruned or "
-                    "analysed anew (an edited photo) since"
+                    f"{lost} of its {len(log)} recorded rows could not be restored: their faces were pruned, "
+                    "analysed anew (an edited photo) or placed by a later correction since"
                 )
             undo = int(self.db.execute("SELECT change_id FROM temp.recording").fetchone()[0])
         self.db.execute("UPDATE changes SET undone_by=? WHERE id=?", (undo, change.id))
@@ -173,10 +173,14 @@ class History:
             if table == "memberships":  # its person may have been dropped, unnamed and empty, by a regroup
                 self.db.execute("INSERT OR IGNORE INTO people (id, name) VALUES (?, NULL)", (old["person_id"],))
             if op == "DELETE":
-                self.db.execute(
+                if table == "memberships":  # a grouping's guess made since yields; a later correction does not
+                    self.db.execute("DELETE FROM memberships WHERE face_id=? AND confirmed=0", (old["face_id"],))
+                restored = self.db.execute(
                     f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                     values,
-                )
+                ).rowcount
+                if not restored and table == "memberships":
+                    return False
             else:
                 assignments = ", ".join(f"{c}=?" for c in columns)
                 self.db.execute(f"UPDATE OR IGNORE {table} SET {assignments} WHERE {where}", [*values, *key_values])
