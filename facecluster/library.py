@@ -46,7 +46,14 @@ from facecluster.inference.images import load_image
 from facecluster.outputs import write_outputs
 from facecluster.outputs.xmp import SidecarReport, write_sidecars
 from facecluster.pipeline.ingest import Analyzer, Progress
-from facecluster.pipeline.people import MIN_FACE_SIZE, MIN_GROUP_SCORE, MIN_SHARPNESS, read_outcome, regroup
+from facecluster.pipeline.people import (
+    LIBRARY_ID_KEY,
+    MIN_FACE_SIZE,
+    MIN_GROUP_SCORE,
+    MIN_SHARPNESS,
+    read_outcome,
+    regroup,
+)
 from facecluster.pipeline.plan import ScanOptions, ScanPlan, check_folders, plan_scan
 from facecluster.pipeline.recognition import Gallery
 from facecluster.pipeline.scan import check_scan, scan_into
@@ -60,8 +67,6 @@ from facecluster.types import FaceRecord, FindResult, Match, Overview, Person, P
 DEFAULT_OUTPUT = Path("facecluster-output")
 STALE_KEY = "outputs_stale"
 """Meta key set while the outputs are behind the index (between a change's commit and their rewrite)."""
-IDENTITY_KEY = "library_id"
-"""Meta key of a random id given to an index by its first scan (face ids start at 1 in every index)."""
 REGROUP_KEY = "regroup_pending"
 """Meta key set while deferred changes (``defer=True``) wait for their regroup; ``settle()`` does it."""
 FACES_SHOWN = 8
@@ -279,11 +284,12 @@ class Library:
         """
         options = options or ScanOptions()
         with _writing(self.output) as index:
+            if not index.meta(LIBRARY_ID_KEY):
+                index.set_meta({LIBRARY_ID_KEY: secrets.token_hex(8)})
             outcome = scan_into(index, self.photos, self.output, options, self._load_analyzer, progress)
             index.set_meta(
                 {
                     "root": os.fsencode(self.photos).hex(),
-                    IDENTITY_KEY: index.meta(IDENTITY_KEY) or secrets.token_hex(8),
                     **options.grouping.as_meta(),
                     "album_mode": album_mode,
                     "xmp": "1" if options.xmp else "",
@@ -440,7 +446,7 @@ class Library:
         """A short id of this index, different for every index (even of the same output folder, rebuilt):
         for caches of things known by face id, since face ids start at 1 in every index."""
         with _reading(self.output) as index:
-            given = index.meta(IDENTITY_KEY)
+            given = index.meta(LIBRARY_ID_KEY)
         if given:
             return given
         stat = (self.output / INDEX_FILE).stat()  # an index whose last scan predates the id

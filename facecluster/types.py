@@ -260,3 +260,5 @@ class ScanOutcome:
     stats: ScanStats
     missing: list[str] = field(default_factory=list)
     """Photos no longer found (a path each, relative to the scanned folder): kept until pruned."""
+    library_id: str = ""
+    """The index's own id (face ids restart in every index): files named by face id are kept only for it."""

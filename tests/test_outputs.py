@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
 import json
@@ -311,6 +312,7 @@ def test_report(outcome: ScanOutcome, tmp_path: Path) -> None:
 
 def test_report_rerun_updates_thumbs(outcome: ScanOutcome, tmp_path: Path) -> None:
     output = tmp_path / "out"
+    outcome = dataclasses.replace(outcome, library_id="0123456789abcdef")  # thumbnails are kept per index
     write_report(outcome, output)
     removed = outcome.people.pop(1)
     kept = outcome.people[0].faces[0]

@@ -324,6 +324,6 @@ def test_write_outputs_reads_thumbnails_on_one_connection(library: Library, monk
     with ThumbnailReader.reading():
         write_outputs(outcome, library.output)
     assert len(opened) == 1
-    assert len(os.listdir(library.output / "thumbs")) == len(
+    assert len(list((library.output / "thumbs").glob("*.jpg"))) == len(
         [face for person in outcome.people for face in person.faces] + outcome.unsorted
     )

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from facecluster.cli import main
 from facecluster.library import Library
 from facecluster.outputs.report import HEADLESS_CHROMIUM_FLAGS, write_report
+from facecluster.pipeline.plan import ScanOptions
 from facecluster.types import FaceRecord, Person, ScanOutcome
 from tests.fakes import FakeAnalyzer, by_size, write_photo
 from tests.test_outputs import CHROMIUM, make_outcome
@@ -388,3 +389,18 @@ def test_the_report_fits_400_px(library: Library, tmp_path: Path) -> None:
     assert narrow["strip"] <= 400
     assert wide["width"] == 1400 and wide["scroll"] <= 1400 and wide["out"] == [], wide
     assert narrow["cells"][0] < 80 < wide["cells"][0]  # smaller thumbnails on a phone, five to a row
+
+
+def test_thumbnails_of_an_index_rebuilt_in_the_same_folder_are_written_anew(library):
+    """Face ids restart at 1 in a new index: thumbs/1.jpg of the old one must not stand for the new face 1."""
+    thumbs = library.output / "thumbs"
+    for path in thumbs.glob("*.jpg"):
+        path.write_bytes(b"old index")
+    (library.output / "index.sqlite").rename(library.output / "old-index.sqlite")
+    for leftover in library.output.glob("index.sqlite-*"):
+        leftover.unlink()
+    library.scan(ScanOptions(new_folder=True))
+    faces = [face for person in library.people() for face in person.faces] + library.outcome().unsorted
+    assert faces
+    for face in faces:
+        assert (thumbs / f"{face.face_id}.jpg").read_bytes() == face.thumbnail

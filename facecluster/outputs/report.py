@@ -27,6 +27,8 @@ from facecluster.types import FaceRecord, Person, Photo, ScanOutcome
 
 FILE_NAME = "report.html"
 THUMBS = "thumbs"
+LIBRARY_FILE = "library-id.txt"
+"""In ``thumbs/``: the id of the index its thumbnails came from."""
 _THUMB_NAME = re.compile(r"^\d+\.jpg$")
 _TIME_KEY = "seconds"
 _NOT_HTML = re.compile(
@@ -360,9 +362,18 @@ def _write_thumbs(outcome: ScanOutcome, folder: Path) -> set[int]:
     """Bring ``folder`` up to date; return the ids of the faces that have a thumbnail there.
 
     A thumbnail file that is there and not empty is kept unread: face ids are never reused and a
-    face's thumbnail never changes. Only the missing ones are read from the index and written.
+    face's thumbnail never changes within one index. The folder notes whose index its files came
+    from (``LIBRARY_FILE``); written for another index (rebuilt in the same output folder, whose ids
+    restart at 1), every file is written anew. Only the missing ones are read from the index.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / LIBRARY_FILE
+    try:
+        same_index = bool(outcome.library_id) and marker.read_text(encoding="ascii") == outcome.library_id
+    except (OSError, UnicodeDecodeError):
+        same_index = False
+    if not same_index:
+        marker.unlink(missing_ok=True)
     existing: dict[str, os.DirEntry[str]] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -375,7 +386,7 @@ def _write_thumbs(outcome: ScanOutcome, folder: Path) -> set[int]:
         for face in person_faces:
             name = f"{int(face.face_id)}.jpg"
             entry = existing.pop(name, None)
-            if entry is not None and entry.is_file() and _size(entry):
+            if same_index and entry is not None and entry.is_file() and _size(entry):
                 present.add(face.face_id)
                 continue
             thumbnail = face.thumbnail  # read from the index on demand
@@ -387,6 +398,8 @@ def _write_thumbs(outcome: ScanOutcome, folder: Path) -> set[int]:
     for entry in existing.values():  # thumbnails of faces no longer in the outcome
         if entry.is_file():
             Path(entry.path).unlink(missing_ok=True)
+    if not same_index and outcome.library_id:
+        write_atomic(marker, outcome.library_id.encode("ascii"), sync=False)
     return present
 
 

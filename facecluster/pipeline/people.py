@@ -19,6 +19,8 @@ from facecluster.storage.index import FaceIndex, StoredFace, ThumbnailReader
 from facecluster.storage.people import Corrections, People
 from facecluster.types import FaceRecord, Person, Photo, ScanOutcome, ScanStats, SkippedFile
 
+LIBRARY_ID_KEY = "library_id"
+"""Meta key of the random id a library's first scan gives its index."""
 MIN_FACE_SIZE = 32.0
 """Faces whose box is narrower than this (full-resolution pixels) stay out of groups.
 
@@ -165,4 +167,5 @@ def read_outcome(
         skipped=skipped,
         stats=stats,
         missing=sorted(missing),
+        library_id=index.meta(LIBRARY_ID_KEY) or "",
     )
