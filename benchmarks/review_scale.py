@@ -72,16 +72,6 @@ THUMB_POOL = 512
 LOW_SIZE = 24.0
 """Face size of the unsorted faces: below MIN_FACE_SIZE, so they are never grouped."""
 BIG_NAME = "Big Person"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -325,15 +315,10 @@ def median_ms(action: Callable[[], object], runs: int, warm_up: bool = True) -> 
 
 def browser_loads(server: ReviewServer, pages: dict[str, str], runs: int) -> list[tuple[str, float, None]]:
     """Debian chromium, headless: navigation start to the load event, the first load and the median after."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from tests.chromium import chromium_driver
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    profile = tempfile.mkdtemp(prefix="facecluster-bench-chromium-")
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    profile = Path(tempfile.mkdtemp(prefix="facecluster-bench-chromium-"))
+    driver = chromium_driver(profile, "--window-size=1400,1000")
     rows = []
     try:
         driver.get(server.url)  # the token: the cookie is set, then the overview

@@ -22,28 +22,16 @@ from facecluster.library import Library
 from facecluster.review.server import ReviewServer
 from facecluster.review.session import Status
 from facecluster.storage.lock import OutputLock
+from tests.chromium import CHROMEDRIVER, CHROMIUM, chromium_driver
 from tests.fakes import ALICE, FakeAnalyzer, write_photo
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 WIDE, NARROW = (1280, 900), (400, 900)
 WAIT = 15.0
 """Seconds to wait for a page, an image or the banner (each usually takes well under one)."""
@@ -75,12 +63,7 @@ def wait(driver: webdriver.Chrome) -> WebDriverWait:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
     """One headless chromium for the module, with a fresh profile; never downloads anything."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = chromium_driver(tmp_path_factory.mktemp("chromium-profile"))
     driver.set_page_load_timeout(30)
     try:
         yield driver

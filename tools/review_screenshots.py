@@ -10,7 +10,7 @@ as its content, with headless chromium (Debian's chromium and chromium-driver, t
 
 Usage::
 
-    python tools/review_screenshots.py [--photos examples/photos] [--docs docs]
+    python -m tools.review_screenshots [--photos examples/photos] [--docs docs]
 """
 
 from __future__ import annotations
@@ -27,26 +27,12 @@ from pathlib import Path
 
 from PIL import Image
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from facecluster.library import Library
 from facecluster.review.server import ReviewServer
+from tests.chromium import chromium_driver
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--force-prefers-color-scheme=light",
-)
 PEOPLE = ("Colin Powell", "George W Bush", "Serena Williams")
 SHOWN = "Colin Powell"
 """Whose page is photographed."""
@@ -97,12 +83,7 @@ def name_people(library: Library) -> dict[str, int]:
 
 
 def chromium(profile: Path) -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return chromium_driver(profile, "--force-prefers-color-scheme=light")
 
 
 def shoot(driver: webdriver.Chrome, url: str, width: int, path: Path) -> None:
