@@ -46,14 +46,7 @@ from facecluster.inference.images import load_image
 from facecluster.outputs import write_outputs
 from facecluster.outputs.xmp import SidecarReport, write_sidecars
 from facecluster.pipeline.ingest import Analyzer, Progress
-from facecluster.pipeline.people import (
-    LIBRARY_ID_KEY,
-    MIN_FACE_SIZE,
-    MIN_GROUP_SCORE,
-    MIN_SHARPNESS,
-    read_outcome,
-    regroup,
-)
+from facecluster.pipeline.people import LIBRARY_ID_KEY, good_enough, read_outcome, regroup
 from facecluster.pipeline.plan import ScanOptions, ScanPlan, check_folders, plan_scan
 from facecluster.pipeline.recognition import Gallery
 from facecluster.pipeline.scan import check_scan, scan_into
@@ -357,11 +350,7 @@ class Library:
                 row.score,
                 row.size,
                 row.sharpness,
-                usable=not row.forgotten
-                and (
-                    row.confirmed
-                    or (row.size >= MIN_FACE_SIZE and row.score >= MIN_GROUP_SCORE and row.sharpness >= MIN_SHARPNESS)
-                ),
+                usable=not row.forgotten and (row.confirmed or good_enough(row.size, row.score, row.sharpness)),
                 load_thumbnail=partial(thumbnails, row.face_id),
             )
             for row in rows
@@ -497,10 +486,11 @@ class Library:
             history.undo(change)
         return change
 
-    def history(self, limit: int | None = None) -> list[Change]:
-        """Every recorded change (corrections, prunes, undos), newest first."""
+    def history(self, limit: int | None = None, undoable: bool = False) -> list[Change]:
+        """Every recorded change (corrections, prunes, undos), newest first; with ``undoable`` only those
+        ``undo()`` could still take back."""
         with _reading(self.output) as index:
-            return read_changes(index.db, limit)
+            return read_changes(index.db, limit, undoable)
 
     def missing(self) -> dict[str, list[str]]:
         """Photos no scan found any more, by content: their paths (relative to the photo folder)."""
@@ -531,22 +521,18 @@ class Library:
         with _writing(self.output) as index:
             if not (index.meta(REGROUP_KEY) or index.meta(STALE_KEY)):
                 return None
-            grouping = _grouping(index)
-            with ExitStack() as later:
-                with index.transaction():
-                    if index.meta(REGROUP_KEY):
-                        regroup(index, grouping)
-                    index.set_meta({STALE_KEY: "1", REGROUP_KEY: ""})
-                    later.enter_context(signals_deferred())
-                return self._rewrite_reporting(index, grouping)
+            with self._changing(index, regroup_needed=bool(index.meta(REGROUP_KEY))) as change:
+                pass
+            return change.outcome
 
     @contextmanager
-    def _changing(self, index: FaceIndex, defer: bool = False) -> Iterator[_Change]:
+    def _changing(self, index: FaceIndex, defer: bool = False, regroup_needed: bool = True) -> Iterator[_Change]:
         """One change of the index: committed with the regroup, then the outputs rewritten, uninterruptibly.
 
         The index is marked while its outputs are behind it, so a command killed between the
         commit and the rewrite (even by SIGKILL) gets them rewritten by the next one. A deferred
-        change is committed alone and marked for ``settle()``.
+        change is committed alone and marked for ``settle()``; without ``regroup_needed`` (settling
+        outputs that are only behind) the grouping is kept as it is.
         """
         grouping = _grouping(index)
         change = _Change()
@@ -556,7 +542,8 @@ class Library:
                 if defer:
                     index.set_meta({STALE_KEY: "1", REGROUP_KEY: "1"})
                     return
-                regroup(index, grouping)
+                if regroup_needed:
+                    regroup(index, grouping)
                 index.set_meta({STALE_KEY: "1", REGROUP_KEY: ""})
                 later.enter_context(signals_deferred())
             change.outcome = self._rewrite_reporting(index, grouping)

@@ -21,7 +21,7 @@ ALLOWED = {
     "api": {"types", "grouping", "inference"},
     "library": {"errors", "types", "grouping", "storage", "pipeline", "outputs", "inference"},
     "evaluation": {"errors", "types", "inference", "pipeline", "library"},
-    "review": {"errors", "types", "storage", "library"},
+    "review": {"errors", "types", "storage", "outputs", "library"},
     "cli": {"errors", "grouping", "inference", "pipeline", "outputs", "library", "api", "evaluation", "review"},
 }
 """Which parts of the package each part may import: data flows from files to outputs, never back."""

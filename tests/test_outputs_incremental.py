@@ -20,7 +20,6 @@ import pytest
 from facecluster.library import Library
 from facecluster.outputs import write_outputs
 from facecluster.outputs.albums import write_albums
-from facecluster.outputs.people_json import dumps
 from facecluster.storage.index import INDEX_FILE, FaceIndex, ThumbnailReader
 from facecluster.types import ScanOutcome
 from tests.fakes import by_size, write_photo
@@ -235,18 +234,6 @@ def test_a_case_only_rename_replaces_the_album(library: Library, tmp_path: Path)
         edit.name(bob.id, "Bob")
     assert "Bob" in os.listdir(library.output / "people") and "bob" not in os.listdir(library.output / "people")
     assert_as_from_scratch(library.outcome(), library.output, tmp_path / "scratch", "symlink")
-
-
-def test_people_json_text_is_what_json_dumps_writes(library: Library) -> None:
-    import json
-
-    document = json.loads((library.output / "people.json").read_text())
-    document["extra"] = [[], {}, (1.5, -0.0, 1e300, 10**30), None, True, False, '\udcff\u00e9"\\\n\x00', {"a": [{}]}]
-    assert dumps(document) == json.dumps(document, ensure_ascii=True, allow_nan=False, indent=1)
-    for refused in ({"a": float("nan")}, [float("inf")], {"a": object()}):
-        with pytest.raises((ValueError, TypeError)):
-            dumps(refused)
-    assert dumps({1: 2, None: 3}) == json.dumps({1: 2, None: 3}, indent=1)
 
 
 def thumbnails_with_the_index_open(library: Library) -> dict[int, bytes]:

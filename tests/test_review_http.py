@@ -79,6 +79,11 @@ def served(library: Library) -> Iterator[tuple[ReviewServer, Client]]:
     thread.join(timeout=10)
 
 
+def pages(person) -> tuple[str, ...]:
+    """What the app serves on GET: its pages, the status and a face's thumbnail (the person's first)."""
+    return ("/", f"/people/{person.id}", "/unsorted", "/history", "/status", f"/faces/{person.faces[0].face_id}.jpg")
+
+
 def names(output) -> dict[int, str | None]:
     return {p.id: p.name for p in Library.open(output).people()}
 
@@ -99,16 +104,7 @@ def test_it_listens_on_loopback_only_and_the_url_carries_a_long_random_token(ser
 def test_every_request_needs_the_token(served):
     server, client = served
     alice = by_size(server.session.library)[5]
-    for path in (
-        "/",
-        f"/people/{alice.id}",
-        "/unsorted",
-        "/history",
-        "/status",
-        f"/faces/{alice.faces[0].face_id}.jpg",
-        f"/faces/{alice.faces[0].face_id}/photo",
-        "/static/review.js",
-    ):
+    for path in (*pages(alice), f"/faces/{alice.faces[0].face_id}/photo", "/static/review.js"):
         status, _, body = client.request("GET", path)
         assert status == 403, path
         assert b"token" in body
@@ -172,14 +168,7 @@ def test_every_response_is_hardened(served):
     server, client = served
     client.log_in()
     alice = by_size(server.session.library)[5]
-    for path in (
-        "/",
-        f"/people/{alice.id}",
-        "/unsorted",
-        "/history",
-        f"/faces/{alice.faces[0].face_id}.jpg",
-        "/status",
-    ):
+    for path in pages(alice):
         status, headers, _ = client.request("GET", path)
         assert status == 200, path
         csp = headers["content-security-policy"]

@@ -32,7 +32,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePath
 
-from facecluster.outputs.files import fit_name, fresh_folder, fs_bytes, swap_in
+from facecluster.outputs.files import fit_name, fresh_folder, fs_bytes, holds, swap_in
 from facecluster.pipeline.album_names import NO_FACES, RESERVED_FOLDERS, UNSORTED
 from facecluster.types import Photo, ScanOutcome, photos_by_date
 
@@ -139,7 +139,7 @@ def _update(
     listing = present.get(NO_FACES)
     if listing is not None and not listing.is_file(follow_symlinks=False):
         discard(people / NO_FACES)
-    elif listing is not None and _same_bytes(listing.path, no_faces):
+    elif listing is not None and holds(people / NO_FACES, no_faces):
         return
     (build / NO_FACES).write_bytes(no_faces)
     os.replace(build / NO_FACES, people / NO_FACES)
@@ -156,14 +156,6 @@ def _plain_folder(path: Path) -> bool:
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
     except FileNotFoundError:
-        return False
-
-
-def _same_bytes(path: str, data: bytes) -> bool:
-    try:
-        with open(path, "rb") as stream:
-            return stream.read(len(data) + 1) == data
-    except OSError:
         return False
 
 

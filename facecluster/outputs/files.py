@@ -120,3 +120,13 @@ def _umask() -> int:
         _UMASK = os.umask(0o022)
         os.umask(_UMASK)
     return _UMASK
+
+
+def holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a file (not a link) holding exactly ``data``, so it need not be written again."""
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False

@@ -39,7 +39,12 @@ unblurred LFW faces score above 13.6."""
 
 def usable(face: StoredFace) -> bool:
     """Whether a face is good enough to seed or join a group."""
-    return face.size >= MIN_FACE_SIZE and face.score >= MIN_GROUP_SCORE and face.sharpness >= MIN_SHARPNESS
+    return good_enough(face.size, face.score, face.sharpness)
+
+
+def good_enough(size: float, score: float, sharpness: float) -> bool:
+    """Whether a face of this size, detector score and sharpness may seed or join a group."""
+    return size >= MIN_FACE_SIZE and score >= MIN_GROUP_SCORE and sharpness >= MIN_SHARPNESS
 
 
 def _grouped(faces: list[StoredFace], corrections: Corrections) -> list[StoredFace]:

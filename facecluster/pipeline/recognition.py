@@ -26,12 +26,18 @@ def rank_people(query: np.ndarray, people: dict[int, tuple[np.ndarray, int]], ru
     for person, (total, count) in people.items():
         if count < 1:
             continue
-        similarity = float(total @ query) / count
-        required = float(rule.base + rule.margin / np.sqrt(count))
-        matches.append(
-            Match(person, float(np.sqrt(max(0.0, 2 - 2 * similarity))), float(np.sqrt(max(0.0, 2 - 2 * required))))
-        )
+        matches.append(Match(person, float(_distance(float(total @ query) / count)), float(join_limit(count, rule))))
     return sorted(matches, key=lambda m: (m.distance, m.person_id))
+
+
+def join_limit(count: int | np.ndarray, rule: MergeRule) -> float | np.ndarray:
+    """The root-mean-square distance under which a lone face joins a person of ``count`` faces."""
+    return _distance(rule.base + rule.margin / np.sqrt(count))
+
+
+def _distance(similarity: float | np.ndarray) -> float | np.ndarray:
+    """Root-mean-square distance between unit vectors from their mean cosine similarity."""
+    return np.sqrt(np.maximum(0.0, 2 - 2 * similarity))
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,7 @@ class Gallery:
             return ids, np.zeros((0, 128)), np.zeros(0)
         counts = np.array([self.people[p][1] for p in ids], dtype=np.float64)
         means = np.stack([self.people[p][0] for p in ids]) / counts[:, None]
-        required = self.rule.base + self.rule.margin / np.sqrt(counts)
-        return ids, means, np.sqrt(np.maximum(0.0, 2 - 2 * required))
+        return ids, means, join_limit(counts, self.rule)
 
     def nearest(self, faces: list[int], refused: dict[int, set[int]]) -> dict[int, Match | None]:
         """For each face of the index, the nearest person other than its own and those in ``refused[face]``.
@@ -109,7 +114,7 @@ class Gallery:
             return found
         for start in range(0, len(asked), 512):  # 512 x people distances at a time
             chunk, chunk_rows = asked[start : start + 512], rows[start : start + 512]
-            distances = np.sqrt(np.maximum(0.0, 2 - 2 * (self.vectors[chunk_rows].astype(np.float64) @ means.T)))
+            distances = _distance(self.vectors[chunk_rows].astype(np.float64) @ means.T)
             nearest = distances.argmin(axis=1)
             for row, face in enumerate(chunk.tolist()):
                 skip = refused.get(face, set()) | ({self.person_of[face]} if face in self.person_of else set())

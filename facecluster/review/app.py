@@ -17,6 +17,7 @@ from flask import Flask, Response, abort, flash, jsonify, redirect, render_templ
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from facecluster.errors import FaceclusterError, OutputBusy
+from facecluster.outputs.files import display_text
 from facecluster.review.security import HEADERS, SAFE_METHODS, Guard
 from facecluster.review.session import ReviewSession
 from facecluster.types import Overview
@@ -35,6 +36,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     app.secret_key = guard.token  # signs the flash messages' cookie
     app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, MAX_CONTENT_LENGTH=1 << 20)
     library = session.library
+    app.add_template_filter(display_text, "shown")  # file names that are not UTF-8: U+FFFD, as in the report
     app.config["SESSION_COOKIE_NAME"] = f"{guard.cookie}-messages"  # cookies ignore ports: one per app
     cached: dict[str, tuple[tuple[int, ...], Overview]] = {}
 
@@ -91,16 +93,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     @app.get("/people/<int:person>")
     def person_page(person: int) -> str:
         summary = _summary(person)
-        total, faces = library.faces(person, offset=_offset(FACES_PER_PAGE), limit=FACES_PER_PAGE)
-        return render_template(
-            "person.html",
-            person=summary,
-            faces=faces,
-            total=total,
-            page=_page_number(),
-            pages=max(1, -(-total // FACES_PER_PAGE)),
-            names=_names(),
-        )
+        return render_template("person.html", person=summary, names=_names(), **_faces_page(person))
 
     @app.get("/people/<int:person>/suggestions")
     def person_suggestions(person: int) -> str:
@@ -110,19 +103,11 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     @app.get("/unsorted")
     def unsorted() -> str:
         forgotten = request.args.get("forgotten") == "1"
-        total, faces = library.faces(None, forgotten, offset=_offset(FACES_PER_PAGE), limit=FACES_PER_PAGE)
-        nearest = {} if forgotten else library.nearest_people([face.face_id for face in faces])
+        shown = _faces_page(None, forgotten)
+        nearest = {} if forgotten else library.nearest_people([face.face_id for face in shown["faces"]])
         people = {p.id: p for p in everyone().people}
         return render_template(
-            "unsorted.html",
-            faces=faces,
-            total=total,
-            forgotten=forgotten,
-            nearest=nearest,
-            people=people,
-            page=_page_number(),
-            pages=max(1, -(-total // FACES_PER_PAGE)),
-            names=_names(),
+            "unsorted.html", forgotten=forgotten, nearest=nearest, people=people, names=_names(), **shown
         )
 
     @app.get("/history")
@@ -136,11 +121,6 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     @app.errorhandler(OverflowError)
     def too_large(_: OverflowError) -> tuple[str, int]:
         return "No such face or person.", 404
-
-    @app.template_filter("shown")
-    def shown(text: str) -> str:
-        """A path as text: bytes that are not UTF-8 (kept by the file system) become U+FFFD."""
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
     @app.get("/status")
     def status() -> Response:
@@ -283,6 +263,11 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
             flash(f"There is no p{person} now (merged into someone, or left without faces; see History).", "error")
             abort(redirect(url_for("overview"), 303))
         abort(404)
+
+    def _faces_page(person: int | None, forgotten: bool = False) -> dict[str, object]:
+        """The requested page of a person's (or the unsorted) faces, with what the page links need."""
+        total, faces = library.faces(person, forgotten, offset=_offset(FACES_PER_PAGE), limit=FACES_PER_PAGE)
+        return {"faces": faces, "total": total, "page": _page_number(), "pages": max(1, -(-total // FACES_PER_PAGE))}
 
     def _names() -> list[str]:
         return sorted(library.names(), key=str.casefold)

@@ -67,7 +67,7 @@ class ReviewSession:
         """Undo the newest change, or every change down to and including #``until``; what was undone."""
         undone: list[str] = []
         with self._write:
-            if until is not None and not any(c.id == until for c in self._undoable()):
+            if until is not None and not any(c.id == until for c in self.library.history(undoable=True)):
                 raise PeopleError(f"change #{until} is already undone, or cannot be undone")
             while True:
                 change = self.library.undo(defer=True)
@@ -76,9 +76,6 @@ class ReviewSession:
                     break
         self._schedule()
         return undone
-
-    def _undoable(self) -> list:
-        return [c for c in self.library.history() if c.undone_by is None and c.undoes is None]
 
     def settle_now(self) -> None:
         """Bring grouping and outputs up to date now (before quitting, or when the user asks)."""

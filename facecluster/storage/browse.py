@@ -48,14 +48,17 @@ class FaceRow:
     height: int
 
 
+_PERSON_ROWS = (
+    "SELECT m.person_id, pe.name, count(*), count(DISTINCT f.sha256), f.id, max(f.size * f.score)"
+    " FROM memberships m JOIN faces f ON f.id = m.face_id JOIN people pe ON pe.id = m.person_id"
+    f" WHERE {{where}} AND {_PRESENT} GROUP BY m.person_id"
+)
+"""One row per person; SQLite takes a bare column (f.id, the best face) from the row of the max()."""
+
+
 def person_rows(index: FaceIndex) -> list[PersonRow]:
     """Every person with a face in a present photo (in no particular order)."""
-    rows = index.db.execute(
-        "SELECT m.person_id, pe.name, count(*), count(DISTINCT f.sha256), f.id, max(f.size * f.score)"
-        " FROM memberships m JOIN faces f ON f.id = m.face_id JOIN people pe ON pe.id = m.person_id"
-        f" WHERE {_PRESENT} GROUP BY m.person_id"
-    )
-    return [PersonRow(*row[:5]) for row in rows]  # SQLite: a bare column (f.id) comes from the max() row
+    return [PersonRow(*row[:5]) for row in index.db.execute(_PERSON_ROWS.format(where="1"))]
 
 
 def unsorted_counts(index: FaceIndex) -> tuple[int, int]:
@@ -115,10 +118,5 @@ def unsorted_ids(index: FaceIndex) -> list[int]:
 
 def person_row(index: FaceIndex, person: int) -> PersonRow | None:
     """One person's row of ``person_rows`` (None when they have no face in a present photo)."""
-    row = index.db.execute(
-        "SELECT m.person_id, pe.name, count(*), count(DISTINCT f.sha256), f.id, max(f.size * f.score)"
-        " FROM memberships m JOIN faces f ON f.id = m.face_id JOIN people pe ON pe.id = m.person_id"
-        f" WHERE m.person_id = ? AND {_PRESENT}",
-        (person,),
-    ).fetchone()
-    return PersonRow(*row[:5]) if row and row[0] is not None else None
+    row = index.db.execute(_PERSON_ROWS.format(where="m.person_id = ?"), (person,)).fetchone()
+    return PersonRow(*row[:5]) if row else None
