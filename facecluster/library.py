@@ -20,6 +20,7 @@ import errno
 import hashlib
 import io
 import os
+import re
 import secrets
 import sqlite3
 import unicodedata
@@ -50,12 +51,24 @@ from facecluster.pipeline.people import LIBRARY_ID_KEY, good_enough, read_outcom
 from facecluster.pipeline.plan import ScanOptions, ScanPlan, check_folders, plan_scan
 from facecluster.pipeline.recognition import Gallery
 from facecluster.pipeline.scan import check_scan, scan_into
+from facecluster.pipeline.suggest import Faces, Ranked, Said, rank
 from facecluster.storage import browse
 from facecluster.storage.history import Change, History, read_changes
 from facecluster.storage.index import INDEX_FILE, FaceIndex, ThumbnailReader
 from facecluster.storage.lock import OutputLock, signals_deferred
 from facecluster.storage.people import NOBODY, People, parse_reference
-from facecluster.types import FaceRecord, FindResult, Match, Overview, Person, PersonSummary, Photo, ScanOutcome
+from facecluster.types import (
+    FaceRecord,
+    FindResult,
+    Match,
+    Overview,
+    Person,
+    PersonSummary,
+    Photo,
+    Question,
+    QuestionSide,
+    ScanOutcome,
+)
 
 DEFAULT_OUTPUT = Path("facecluster-output")
 STALE_KEY = "outputs_stale"
@@ -66,6 +79,9 @@ FACES_SHOWN = 8
 """Face ids listed in a message before '... and N more'."""
 PREVIEW_SIDE = 2048
 """Longest side of a photo converted for a browser (``photo_jpeg``)."""
+SIDE_FACES = 6
+"""Faces shown per side of a "same person?" question."""
+_QUESTION = re.compile(r"p(?P<person>\d+)-(?:p(?P<other>\d+)|f(?P<face>\d+))")
 SUGGEST_FACTOR = 1.1
 """Suggest a person for a face only within this multiple of the distance at which the grouping would join
 them. Measured on 3,000 LFW faces held out of their person (of 3+ faces): 98.3 % lie within 1.1 x of
@@ -183,6 +199,40 @@ class PeopleEditor:
         )
         return left
 
+    def apart(self, person: int | str, other: int | str) -> None:
+        """``person`` and ``other`` are two people: never grouped together, and never asked about again.
+
+        Both are confirmed as they are now (their faces start every grouping as they are).
+        """
+        first, second = self.person(person), self.person(other)
+        if first == second:
+            raise PeopleError(f"{self._people.label(first)} was given twice; give two people")
+        new = self._people.apart(first, second)
+        labels = f"{self._people.label(first)} and {self._people.label(second)}"
+        self.effects.append(
+            f"{labels} are two people: never grouped together (both confirmed as they are)"
+            if new
+            else f"{labels} were already said to be two people; nothing changed"
+        )
+
+    def answer(self, question: str, same: bool) -> None:
+        """Answer a question of ``Library.suggestions()`` by its id ('p3-p7', 'p3-f12').
+
+        Yes: the second side joins the first (``merge``; a face: ``move``). No: ``apart`` (a face:
+        ``reject``). PeopleError when the id is not a question's or a side no longer exists.
+        """
+        match = _QUESTION.fullmatch(question.strip())
+        if match is None:
+            raise PeopleError(f"{question!r} is not a question id ('p3-p7' or 'p3-f12'; see 'facecluster suggest')")
+        person = self.person(f"p{match['person']}")
+        if match["face"] is not None:
+            face = self.face(f"f{match['face']}")
+            self.move(face, person) if same else self.reject(face, person)
+            return
+        other = self.person(f"p{match['other']}")
+        first, second = stays(self._people, person, other)
+        self.merge(first, second) if same else self.apart(first, second)
+
     def forget(self, references: list[int | str]) -> list[int]:
         """These faces (or every face of these people: 'p7', a name) are nobody to group; returns the face ids.
 
@@ -205,6 +255,18 @@ class PeopleEditor:
             self.effects.append(f"forgot f{face} (was {was}; now unsorted)")
             forgotten.append(face)
         return forgotten
+
+
+def stays(people: People, person: int, other: int) -> tuple[int, int]:
+    """(who stays, who joins) when two people are one: the named one, else the one with more faces
+    (then the smaller id)."""
+    names = people.names()
+
+    def rank(candidate: int) -> tuple[bool, int, int]:
+        return names.get(candidate) is None, -len(people.faces_of(candidate)), candidate
+
+    first, second = sorted((person, other), key=rank)
+    return first, second
 
 
 class Library:
@@ -408,15 +470,79 @@ class Library:
             for distance, face in sorted(near)[:limit]
         ]
 
+    def suggestions(self, limit: int | None = 20, person: int | str | None = None) -> list[Question]:
+        """Same person? The questions whose "yes" would bring most faces together, by expected gain.
+
+        Each pairs a person with another person or with an unsorted face; with ``person``, only
+        questions about them. Answer with ``PeopleEditor.answer`` (or merge / apart, move / reject):
+        an answered question never comes back, and the answer re-ranks the rest.
+        """
+        with _reading(self.output) as index:
+            people = People(index)
+            wanted = None if person is None else people.resolve(f"p{person}" if isinstance(person, int) else person)
+            faces = browse.askable_faces(index)
+            said = Said(people.apart_pairs(), people.corrections().rejected)
+            all_ids, vectors = self._embedding_matrix(index)
+            usable = (faces.owners >= 0) | np.array(
+                [good_enough(*values) for values in zip(faces.size, faces.score, faces.sharpness, strict=True)],
+                dtype=bool,
+            )
+            rows = np.searchsorted(all_ids, faces.ids[usable])
+            ranked = rank(
+                Faces(
+                    faces.ids[usable],
+                    vectors[rows],
+                    faces.owners[usable],
+                    faces.photos[usable],
+                    (faces.size * faces.score)[usable],
+                ),
+                said,
+            )
+            if wanted is not None:
+                ranked = [q for q in ranked if wanted in (q.person, q.other)]
+            owners = faces.owners[usable]
+            quality = (faces.size * faces.score)[usable]
+            ids = faces.ids[usable]
+            best = {
+                int(p): ids[owners == p][np.argsort(-quality[owners == p], kind="stable")]
+                for p in {side for q in ranked[:limit] for side in (q.person, q.other) if side is not None}
+            }
+            return [self._question(index, people, q, best) for q in ranked[:limit]]
+
+    def _question(self, index: FaceIndex, people: People, ranked: Ranked, best: dict[int, np.ndarray]) -> Question:
+        """A ranked question with what to show of each side."""
+        names = people.names()
+
+        def side(person: int | None, nearest: int) -> QuestionSide:
+            shown = [nearest]
+            if person is not None:
+                shown += [int(f) for f in best[person][: SIDE_FACES + 1] if f != nearest][: SIDE_FACES - 1]
+            relative = browse.face_path(index, nearest) or ""
+            count = 1 if person is None else len(best[person])
+            return QuestionSide(person, names.get(person), shown, count, self.photos / relative)
+
+        mine = side(ranked.person, ranked.closest[0])
+        theirs = side(ranked.other, ranked.closest[1])
+        if ranked.other is None:
+            return Question(f"p{ranked.person}-f{ranked.face}", mine, theirs, ranked.probability, ranked.gain)
+        low, high = sorted((ranked.person, ranked.other))
+        first = stays(people, ranked.person, ranked.other)[0]
+        sides = (mine, theirs) if first == ranked.person else (theirs, mine)
+        return Question(f"p{low}-p{high}", *sides, ranked.probability, ranked.gain)
+
+    def _embedding_matrix(self, index: FaceIndex) -> tuple[np.ndarray, np.ndarray]:
+        """(face ids, embeddings) of every face of the index, in id order; read again only when faces change."""
+        faces = index.db.execute("SELECT count(*), coalesce(max(id), 0) FROM faces").fetchone()
+        if self._embeddings is None or self._embeddings[0] != faces:  # faces and embeddings never change
+            self._embeddings = (faces, browse.embedding_matrix(index))
+        return self._embeddings[1]
+
     def _gallery(self) -> tuple[Gallery, dict[int, set[int]]]:
         """Every grouped face's embedding and the rejections, read once per index version."""
         version = self.version()
         if self._gallery_cache is None or self._gallery_cache[0] != version:
             with _reading(self.output) as index:
-                faces = index.db.execute("SELECT count(*), coalesce(max(id), 0) FROM faces").fetchone()
-                if self._embeddings is None or self._embeddings[0] != faces:  # faces and embeddings never change
-                    self._embeddings = (faces, browse.embedding_matrix(index))
-                gallery = Gallery.load(index, self._embeddings[1])
+                gallery = Gallery.load(index, self._embedding_matrix(index))
                 self._gallery_cache = (version, gallery, People(index).corrections().rejected)
         return self._gallery_cache[1], self._gallery_cache[2]
 

@@ -213,6 +213,50 @@ class FindResult:
     matches: list[Match]
 
 
+@dataclass(frozen=True)
+class QuestionSide:
+    """One side of a "same person?" question: a person, or an unsorted face."""
+
+    person: int | None
+    """The person's id; None for an unsorted face."""
+    name: str | None
+    faces: list[int]
+    """Face ids to show (a few), the one nearest the other side first."""
+    face_count: int
+    """All the side's faces (1 for an unsorted face)."""
+    photo: Path
+    """The photo holding ``faces[0]``."""
+
+    @property
+    def label(self) -> str:
+        """'p7 "Alice"', 'p7' or 'f12'."""
+        if self.person is None:
+            return f"f{self.faces[0]}"
+        return f"p{self.person} {self.name!r}" if self.name else f"p{self.person}"
+
+
+@dataclass(frozen=True)
+class Question:
+    """Are these the same person? A "yes" merges ``second`` into ``first`` (a face: moves it there);
+    a "no" keeps them apart for good (a face: rejects it from ``first``). Either is a correction."""
+
+    id: str
+    """'p3-p7' (two people, smaller id first) or 'p3-f12' (a person and an unsorted face): the same
+    while both sides exist, whatever else changes."""
+    first: QuestionSide
+    """The person who stays: the named one, else the one with more faces."""
+    second: QuestionSide
+    probability: float
+    """The estimated chance of a "yes"."""
+    gain: float
+    """Face pairs a "yes" brings together."""
+
+    @property
+    def kind(self) -> str:
+        """'people' (two people) or 'face' (an unsorted face and a person)."""
+        return "face" if self.second.person is None else "people"
+
+
 @dataclass
 class ScanStats:
     """Counts, timing and device of a scan (run facts are None after a correction, which only regroups)."""

@@ -120,3 +120,36 @@ def person_row(index: FaceIndex, person: int) -> PersonRow | None:
     """One person's row of ``person_rows`` (None when they have no face in a present photo)."""
     row = index.db.execute(_PERSON_ROWS.format(where="m.person_id = ?"), (person,)).fetchone()
     return PersonRow(*row[:5]) if row else None
+
+
+@dataclass(frozen=True)
+class AskableFaces:
+    """Faces of present photos that "same person?" questions may be about (not forgotten), in id order."""
+
+    ids: np.ndarray
+    owners: np.ndarray
+    """Person id, -1 unsorted."""
+    photos: np.ndarray
+    """A number per photo content."""
+    size: np.ndarray
+    score: np.ndarray
+    sharpness: np.ndarray
+
+
+def askable_faces(index: FaceIndex) -> AskableFaces:
+    """Every face of a present photo that is in a person or unsorted and not forgotten."""
+    rows = index.db.execute(
+        "SELECT f.id, coalesce(m.person_id, -1), f.sha256, f.size, f.score, f.sharpness"
+        " FROM faces f LEFT JOIN memberships m ON m.face_id = f.id"
+        f" WHERE {_PRESENT} AND NOT {_FORGOTTEN} ORDER BY f.id"
+    ).fetchall()
+    photo_numbers: dict[str, int] = {}
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    return AskableFaces(
+        np.array(columns[0], dtype=np.int64),
+        np.array(columns[1], dtype=np.int64),
+        np.array([photo_numbers.setdefault(sha, len(photo_numbers)) for sha in columns[2]], dtype=np.int64),
+        np.array(columns[3], dtype=np.float32),
+        np.array(columns[4], dtype=np.float32),
+        np.array(columns[5], dtype=np.float32),
+    )

@@ -23,6 +23,7 @@ LOGGED = {
     "people": ("id",),
     "memberships": ("face_id",),
     "rejections": ("face_id", "person_id"),
+    "apart": ("person_id", "other_id"),
     "photos": ("path",),
     "contents": ("sha256",),
     "faces": ("id",),

@@ -34,7 +34,7 @@ import numpy as np
 from facecluster.errors import IndexOutdated, IndexUnavailable
 from facecluster.types import Face
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 INDEX_FILE = "index.sqlite"
 APPLICATION_ID = 0x46434C55
 """``PRAGMA application_id`` of a facecluster index ("FCLU"), so other tools can tell what the file is."""
@@ -104,6 +104,12 @@ CREATE TABLE IF NOT EXISTS undo_log (
 );
 CREATE INDEX IF NOT EXISTS undo_log_change ON undo_log(change_id);
 CREATE TABLE IF NOT EXISTS successors (face_id INTEGER PRIMARY KEY, successor INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS apart (
+    person_id INTEGER NOT NULL,
+    other_id INTEGER NOT NULL,
+    PRIMARY KEY (person_id, other_id),
+    CHECK (person_id < other_id)
+);
 """.replace("{faces}", _FACES.format(name="faces"))
 
 _COLUMNS: dict[int, dict[str, set[str]]] = {
@@ -138,6 +144,7 @@ _COLUMNS[2] = {
     "undo_log": {"seq", "change_id", "tbl", "op", "key", "old"},
     "successors": {"face_id", "successor"},
 }
+_COLUMNS[3] = {**_COLUMNS[2], "apart": {"person_id", "other_id"}}
 """The tables (and their columns) each schema version must have."""
 
 _MIGRATE_1_TO_2 = """
@@ -297,7 +304,7 @@ class FaceIndex:
         Runs with foreign keys off: an upgrade rebuilds tables that others refer to.
         """
         with self.transaction():
-            if version is not None and version < SCHEMA_VERSION:
+            if version == 1:
                 self._run(_MIGRATE_1_TO_2)
             self._run(_SCHEMA)
             if version != SCHEMA_VERSION:

@@ -4,7 +4,8 @@ A face's membership is *confirmed* when the user vouched for it (naming, merging
 moving), otherwise it is what the last grouping decided. Confirmed faces start every grouping as
 one group per person (seeds) and two people's confirmed faces never meet. A *rejection* says a
 face is not a given person (split, move) or not anybody at all (forget: person 0); a grouping
-never puts it back. After grouping, each group is matched to a person: the person whose
+never puts it back. Two people said to be *apart* are both confirmed, and the pair is kept so
+that the question is not asked again. After grouping, each group is matched to a person: the person whose
 confirmed faces it holds, else the person of the previous run that shares most of its faces,
 else a new id. Named people are never deleted by a re-run; unnamed people without faces are.
 """
@@ -241,6 +242,12 @@ class People:
             )
             self.db.execute("UPDATE OR IGNORE rejections SET person_id=? WHERE person_id=?", (keep, other))
             self.db.execute("DELETE FROM rejections WHERE person_id=?", (other,))
+            self.db.execute(
+                "INSERT OR IGNORE INTO apart SELECT min(x, ?), max(x, ?) FROM (SELECT CASE WHEN person_id=? THEN"
+                " other_id ELSE person_id END AS x FROM apart WHERE ? IN (person_id, other_id)) WHERE x != ?",
+                (keep, keep, other, other, keep),
+            )
+            self.db.execute("DELETE FROM apart WHERE ? IN (person_id, other_id)", (other,))
             self.db.execute("DELETE FROM people WHERE id=?", (other,))
             if names.get(keep) is None and names.get(other) is not None:
                 self.db.execute("UPDATE people SET name=? WHERE id=?", (names[other], keep))
@@ -281,6 +288,28 @@ class People:
             self.db.execute("INSERT OR IGNORE INTO rejections VALUES (?, ?)", (face, person))
             self._drop_empty()
         return bool(left)
+
+    def apart(self, person: int, other: int) -> bool:
+        """``person`` and ``other`` are two people: both are confirmed as they are (no grouping joins
+        confirmed people) and the pair is recorded. Returns False when it was recorded already."""
+        if person == other:
+            raise PeopleError("a person cannot be apart from themselves")
+        with self.index.transaction():
+            self._confirm(person)
+            self._confirm(other)
+            return bool(
+                self.db.execute(
+                    "INSERT OR IGNORE INTO apart VALUES (?, ?)", (min(person, other), max(person, other))
+                ).rowcount
+            )
+
+    def apart_pairs(self) -> frozenset[tuple[int, int]]:
+        """(smaller id, larger id) of the people said to be two people, both still known."""
+        rows = self.db.execute(
+            "SELECT person_id, other_id FROM apart"
+            " WHERE person_id IN (SELECT id FROM people) AND other_id IN (SELECT id FROM people)"
+        )
+        return frozenset((a, b) for a, b in rows)
 
     def forget(self, faces: list[int]) -> None:
         """These faces are nobody to group: not a face, or a stranger. Their people's other faces are confirmed."""
