@@ -559,7 +559,74 @@ def test_400_px_wide_pages_never_scroll_sideways(start, near: Library) -> None:
     wait(review.driver).until(lambda d: review.find_all("#suggestions li.question"))
     width, window = review.overflow()
     assert width <= window, f"the person page is {width} px wide in a {window} px window"
-    for page in ("/", "/unsorted", "/history", "/people/2"):
+    for page in ("/", "/unsorted", "/same", "/history", "/people/2"):
         review.open(page)
         width, window = review.overflow()
         assert width <= window, f"{page} is {width} px wide in a {window} px window"
+
+
+@pytest.fixture()
+def fragments(library: Library) -> Library:
+    """Alice in two people, p1 (f5, f6, f10) and p4 (f3, f4): the first "same person?" question is theirs."""
+    with library.corrections() as edit:
+        assert edit.split(1, [3, 4]) == 4
+    assert [q.id for q in library.suggestions(limit=2)] == ["p1-p4", "p2-f2"]
+    return library
+
+
+def press(review: Review, key: str) -> None:
+    """Press a key on the page (nothing focused) and wait for the page the app answers with."""
+    review.submit("body", click=lambda body: ActionChains(review.driver).send_keys(key).perform())
+
+
+def test_same_person_by_keyboard_then_undo(start, fragments: Library) -> None:
+    review = start(fragments)
+    before = review.settled()
+    review.submit("#nav-same")
+    assert review.driver.current_url == review.base + "/same"
+    assert review.find("#question").get_attribute("data-question") == "p1-p4"
+    assert review.find("#side-first .name").text == "Unnamed" and review.find("#side-first .pid").text == "p1"
+    assert review.find("#side-first .counts").text == "3 faces"
+    assert review.find("#side-second .counts").text == "2 faces"
+    wait(review.driver).until(lambda d: review.images_loaded())
+    lead, small = review.find("#side-first .lead img"), review.find("#side-first .more img")
+    assert lead.size["width"] > 2 * small.size["width"]
+    assert review.find("#side-second .lead a.photo").get_attribute("href").endswith("/photo")
+
+    press(review, "y")
+    assert review.messages() == ["merged p4 (unnamed) (f3, f4) into p1 (unnamed)"]
+    state = review.settled()  # the index as a fresh Library.open reads it, and the outputs agree
+    assert 4 not in state.people and state.faces(1) == frozenset(ALICE_FACES)
+    assert album(review.output, "person_0004") is None
+    assert Library.open(review.output).history()[0].command == "review: same p1-p4 yes"
+
+    assert review.find("#question").get_attribute("data-question") == "p2-f2"
+    press(review, "n")
+    assert review.messages() == [f"f{STRANGER} is not p2 (unnamed): it will never be grouped with them"]
+    assert review.settled().unsorted == {STRANGER}
+    assert "p2-f2" not in [q.id for q in Library.open(review.output).suggestions(limit=None)]
+    assert Library.open(review.output).history()[0].command == "review: same p2-f2 no"
+
+    shown = review.find("#question").get_attribute("data-question")
+    press(review, "s")  # skip: nothing recorded, the next question (or none)
+    assert review.driver.current_url == f"{review.base}/same?skip={shown}"
+    assert review.find_all(f"[data-question='{shown}']") == []
+    assert len(Library.open(review.output).history()) == 3  # the fixture's split and the two answers
+
+    review.submit("#undo-last")
+    review.submit("#undo-last")
+    assert review.settled() == before
+    assert [q.id for q in Library.open(review.output).suggestions(limit=2)] == ["p1-p4", "p2-f2"]
+
+
+def test_same_person_on_a_person_page(start, fragments: Library) -> None:
+    review = start(fragments)
+    review.open("/people/4")
+    wait(review.driver).until(lambda d: review.find_all("#same li.question"))
+    assert review.find("#same h2").text == "Same person?"
+    question = review.find("#same li.question")
+    assert question.get_attribute("id") == "same-p1-p4"
+    review.submit(question.find_element(By.CSS_SELECTOR, "button.yes"))
+    assert review.driver.current_url == review.base + "/people/1"  # p4 joined p1: to the one who stays
+    assert review.messages() == ["merged p4 (unnamed) (f3, f4) into p1 (unnamed)"]
+    assert review.settled().faces(1) == frozenset(ALICE_FACES)

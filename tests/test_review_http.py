@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import os
@@ -81,7 +82,16 @@ def served(library: Library) -> Iterator[tuple[ReviewServer, Client]]:
 
 def pages(person) -> tuple[str, ...]:
     """What the app serves on GET: its pages, the status and a face's thumbnail (the person's first)."""
-    return ("/", f"/people/{person.id}", "/unsorted", "/history", "/status", f"/faces/{person.faces[0].face_id}.jpg")
+    return (
+        "/",
+        f"/people/{person.id}",
+        f"/people/{person.id}/same",
+        "/unsorted",
+        "/same",
+        "/history",
+        "/status",
+        f"/faces/{person.faces[0].face_id}.jpg",
+    )
 
 
 def names(output) -> dict[int, str | None]:
@@ -363,3 +373,172 @@ def test_the_browser_opens_a_private_page_in_the_output_folder_not_the_token_on_
         assert page.stat().st_mode & 0o077 == 0
     server.close()
     assert not page.exists()
+
+
+# ---------------------------------------------------------------------------------------------- same person?
+
+
+@pytest.fixture()
+def fragments(library: Library) -> Library:
+    """The stand-in library with Alice (p1) split in two: p1 (f5, f6, f10) and p4 (f3, f4). The first
+    "same person?" question is theirs; then come the stranger's (f2), each far less likely."""
+    with library.corrections() as edit:
+        assert edit.split(1, [3, 4]) == 4
+    questions = library.suggestions(limit=None)
+    assert [q.id for q in questions][:2] == ["p1-p4", "p2-f2"]
+    assert questions[0].probability > 0.9 > 0.01 > questions[1].probability
+    return library
+
+
+@pytest.fixture()
+def split_served(fragments: Library) -> Iterator[tuple[ReviewServer, Client]]:
+    server = ReviewServer(fragments, port=0, settle_delay=0.05)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    client = Client(server)
+    client.log_in()
+    yield server, client
+    server.close()
+    thread.join(timeout=10)
+
+
+def shown_question(page: bytes) -> str | None:
+    found = re.search(rb'<section class="question same" id="question" data-question="([^"]+)"', page)
+    return found.group(1).decode() if found else None
+
+
+def messages(page: bytes) -> list[str]:
+    block = re.search(rb'<ul class="messages" id="messages">(.*?)</ul>', page, re.S)
+    return [html.unescape(m.decode()) for m in re.findall(rb"<li[^>]*>(.*?)</li>", block.group(1))] if block else []
+
+
+def test_same_person_yes_merges_no_keeps_apart_and_undo_takes_them_back(split_served):
+    server, client = split_served
+    output = server.session.library.output
+    status, _, page = client.request("GET", "/same")
+    assert status == 200 and shown_question(page) == "p1-p4"
+    assert b'id="nav-same"' in page and b"2+ questions waiting" not in page
+    for face in (3, 4, 5, 6, 10):  # both sides' faces, the nearest pair large with a link to the photo
+        assert f'src="/faces/{face}.jpg?v='.encode() in page
+    assert b'href="/faces/6/photo"' in page or b'href="/faces/5/photo"' in page
+    assert b'href="/people/1"' in page and b'href="/people/4"' in page
+    assert b"3 faces" in page and b"2 faces" in page
+    assert b'href="/same?skip=p1-p4"' in page
+
+    status, headers, _ = client.post("/same/answer", {"question": "p1-p4", "answer": "yes", "back": "/same"})
+    assert status == 303 and headers["location"] == "/same"
+    _, _, page = client.request("GET", "/same")
+    assert messages(page) == ["merged p4 (unnamed) (f3, f4) into p1 (unnamed)"]
+    assert shown_question(page) == "p2-f2"  # the next one
+    server.session.settle_now()
+    library = Library.open(output)
+    assert {p.id: len(p.faces) for p in library.people()} == {1: 5, 2: 4, 3: 2}
+    assert library.history()[0].command == "review: same p1-p4 yes"
+
+    client.post("/same/answer", {"question": "p2-f2", "answer": "no", "back": "/same"})
+    _, _, page = client.request("GET", "/same")
+    assert messages(page) == ["f2 is not p2 (unnamed): it will never be grouped with them"]
+    assert shown_question(page) not in (None, "p2-f2")
+    assert "p2-f2" not in [q.id for q in Library.open(output).suggestions(limit=None)]
+    commands = [c.command for c in Library.open(output).history()]
+    assert commands[:2] == ["review: same p2-f2 no", "review: same p1-p4 yes"]
+
+    client.post("/undo", {})
+    client.post("/undo", {})
+    server.session.settle_now()
+    library = Library.open(output)
+    assert {p.id: len(p.faces) for p in library.people()} == {1: 3, 2: 4, 3: 2, 4: 2}
+    assert [q.id for q in library.suggestions(limit=2)] == ["p1-p4", "p2-f2"]
+    assert shown_question(client.request("GET", "/same")[2]) == "p1-p4"
+
+
+def test_same_person_apart_on_a_person_page_and_merged_away_goes_to_who_stays(split_served):
+    server, client = split_served
+    output = server.session.library.output
+    _, _, page = client.request("GET", "/people/4")
+    assert b'data-src="/people/4/same"' in page
+    status, _, strip = client.request("GET", "/people/4/same")
+    assert status == 200 and b'id="same-p1-p4"' in strip
+    assert strip.count(b'name="question"') <= 5 and b'href="/same?person=4"' in strip
+    status, headers, _ = client.post("/same/answer", {"question": "p1-p4", "answer": "no", "back": "/people/4"})
+    assert status == 303 and headers["location"] == "/people/4"
+    page = client.request("GET", "/people/4")[2]
+    assert messages(page) == [
+        "p1 (unnamed) and p4 (unnamed) are two people: never grouped together (both confirmed as they are)"
+    ]
+    assert b'id="same-p1-p4"' not in client.request("GET", "/people/4/same")[2]
+    assert "p1-p4" not in [q.id for q in Library.open(output).suggestions(limit=None)]
+    client.post("/undo", {})
+    assert b'id="same-p1-p4"' in client.request("GET", "/people/4/same")[2]
+
+    status, headers, _ = client.post("/same/answer", {"question": "p1-p4", "answer": "yes", "back": "/people/4"})
+    assert status == 303 and headers["location"] == "/people/1"  # p4 is merged into p1
+    status, headers, _ = client.post("/same/answer", {"question": "p1-p4", "answer": "yes", "back": "/same?person=4"})
+    assert status == 303 and headers["location"] == "/same?person=1"  # answered twice (two tabs): stale
+    page = client.request("GET", headers["location"])[2]
+    assert messages(page) == ["Not answered, p1-p4 is out of date: no person p4 (see 'facecluster people')"]
+    server.session.settle_now()
+    history = Library.open(output).history()
+    commands = [c.command.split(" #")[0] for c in history[:3]]  # 'undo #5'
+    assert commands == ["review: same p1-p4 yes", "undo", "review: same p1-p4 no"]
+
+
+def test_same_person_skip_and_the_questions_of_one_person(split_served):
+    _, client = split_served
+    page = client.request("GET", "/same?skip=p1-p4")[2]
+    assert shown_question(page) == "p2-f2" and b'href="/same?skip=p1-p4,p2-f2"' in page
+    assert b"1 skipped: ask again" in page
+    page = client.request("GET", "/same?skip=p4-p1,junk,p2-p2,,p1-f" + ",x" * 500)[2]
+    assert shown_question(page) == "p2-f2"  # p4-p1 is p1-p4; the rest is left out
+    page = client.request("GET", "/same?person=4")[2]
+    assert shown_question(page) == "p1-p4" and b"about p4" in page
+    everything = ",".join(q.id for q in client.server.session.library.suggestions(limit=None))
+    page = client.request("GET", "/same?person=4&skip=" + everything)[2]
+    assert shown_question(page) is None and b"No questions left about p4 but the" in page
+    status, headers, _ = client.request("GET", "/same?person=999")
+    assert status == 303 and headers["location"] == "/same"
+    assert b"There is no p999 now" in client.request("GET", "/same")[2]
+    assert client.request("GET", "/same?person=abc")[0] == 400
+    assert client.request("GET", "/people/999/same")[0] == 404
+    assert shown_question(client.request("GET", "/same")[2]) == "p1-p4"
+    with client.server.session.library.corrections("answered elsewhere") as edit:  # as a command would
+        edit.answer("p1-p4", True)
+    assert shown_question(client.request("GET", "/same")[2]) == "p2-f2"  # the app's questions follow the index
+
+
+def test_no_same_person_question_left_is_said_plainly(served):
+    server, client = served
+    client.log_in()
+    with server.session.library.corrections() as edit:  # the stranger was the only one asked about
+        edit.forget([2])
+    page = client.request("GET", "/same")[2]
+    assert shown_question(page) is None
+    assert b"No questions left: the grouping has nothing more to ask." in page
+    assert b"questions waiting" not in page
+
+
+def test_same_person_answers_are_guarded_and_checked(split_served):
+    server, client = split_served
+    output = server.session.library.output
+    token = client.form_token()
+    fields = {"question": "p1-p4", "answer": "yes"}
+    assert client.request("POST", "/same/answer", fields)[0] == 403  # no form token
+    assert client.request("POST", "/same/answer", {**fields, "form_token": "0" * 64})[0] == 403
+    foreign = {"Origin": "http://evil.example"}
+    assert client.request("POST", "/same/answer", {**fields, "form_token": token}, foreign)[0] == 403
+    for question in ("", "junk", "p1-p1", "p1-x4", "p1-p4,p2-f2", "P1-P4", "p1-p" + "9" * 30, "p\uff11-p4", "f2-p1"):
+        assert client.post("/same/answer", {"question": question, "answer": "yes"})[0] == 400, question
+    assert client.post("/same/answer", {"answer": "yes"})[0] == 400
+    assert client.post("/same/answer", {"question": "p1-p4", "answer": "maybe"})[0] == 400
+    assert client.post("/same/answer", {"question": "p1-p4"})[0] == 400
+    with OutputLock(output):
+        status, headers, _ = client.post("/same/answer", fields)
+        assert status == 303
+        assert messages(client.request("GET", headers["location"])[2]) == [
+            "Not changed: a scan (or another facecluster command) is using this library; try again when it ends."
+        ]
+    status, headers, _ = client.post("/same/answer", {"question": "p1-f99", "answer": "no"})
+    page = client.request("GET", headers["location"])[2]
+    assert messages(page)[0].startswith("Not answered, p1-f99 is out of date: no face f99")
+    server.session.settle_now()
+    assert Library.open(output).history()[0].command.startswith("split")  # the fixture's; nothing else

@@ -3,10 +3,13 @@
 Scans examples/photos with the bundled models into a temporary output folder, names the three people
 after their photos' LFW file names (Colin Powell, George W Bush, Serena Williams), starts the review
 app and photographs the overview and Colin Powell's page, 1400 and 400 CSS pixels wide, each as tall
-as its content, with headless chromium (Debian's chromium and chromium-driver, through Selenium):
+as its content, with headless chromium (Debian's chromium and chromium-driver, through Selenium). Then it
+splits one of Colin Powell's faces off into a new person (as a grouping may split someone across poses)
+and photographs the "Same person?" page asking about the two, 1400 pixels wide:
 
     docs/review-overview-1400.png  docs/review-overview-400.png
     docs/review-person-1400.png    docs/review-person-400.png
+    docs/review-same-1400.png
 
 Usage::
 
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             for width in WIDTHS:
                 shoot(driver, base + "/", width, args.docs / f"review-overview-{width}.png")
                 shoot(driver, f"{base}/people/{ids[SHOWN]}", width, args.docs / f"review-person-{width}.png")
+            new, first = split_one_off(library, ids[SHOWN])
+            page = "/same" if first else f"/same?person={new}"  # their question, the first asked or not
+            shoot(driver, base + page, WIDTHS[0], args.docs / f"review-same-{WIDTHS[0]}.png")
         finally:
             driver.quit()
             server.close()
@@ -80,6 +86,19 @@ def name_people(library: Library) -> dict[str, int]:
     if set(ids) != set(PEOPLE):
         raise SystemExit(f"expected the people {', '.join(PEOPLE)} in the example photos, found {sorted(ids)}")
     return ids
+
+
+def split_one_off(library: Library, person: int) -> tuple[int, bool]:
+    """Split ``person``'s last face off into a new person, once "same person?" asks about the two: the new
+    person's id, and whether theirs is the first question of all."""
+    face = library.person(person).faces[-1].face_id
+    with library.corrections("split a face off, for the 'same person?' screenshot") as edit:
+        new = edit.split(person, [face])
+    question = f"p{min(person, new)}-p{max(person, new)}"
+    asked = [q.id for q in library.suggestions(limit=None, person=new)]
+    if question not in asked:
+        raise SystemExit(f"no 'same person?' question about p{person} and p{new} (asked: {asked})")
+    return new, library.suggestions(limit=1)[0].id == question
 
 
 def chromium(profile: Path) -> webdriver.Chrome:
@@ -112,14 +131,16 @@ def viewport(driver: webdriver.Chrome, width: int, height: int) -> None:
 
 
 def settle(driver: webdriver.Chrome) -> None:
-    """Wait for the suggestions a person page fetches, then for every image (lazy ones in view included)."""
+    """Wait for the sections a person page fetches (suggestions, "same person?"), then for every image
+    (lazy ones in view included)."""
     expected = driver.execute_script(
-        "const s = document.getElementById('suggestions');"
-        " return s ? fetch(s.dataset.src).then(r => r.text()).then(t => t.includes('class=\"question\"')) : false"
+        "return Promise.all(Array.from(document.querySelectorAll('section[data-src]'),"
+        " s => fetch(s.dataset.src).then(r => r.text()).then(t => t.includes('class=\"question'))))"
     )
     done = (
         "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
-        " && (document.querySelectorAll('#suggestions .question').length > 0) === arguments[0]"
+        " && Array.from(document.querySelectorAll('section[data-src]'),"
+        " s => s.querySelector('.question') !== null).join() === arguments[0].join()"
     )
     deadline = time.monotonic() + WAIT
     while not driver.execute_script(done, expected):

@@ -1,30 +1,43 @@
 """The review app's pages and actions (Flask). Each action is a few lines over the library's corrections.
 
 Pages: the overview (everyone, named first, then by size), a person (their faces, paged, with
-actions on the selected ones and "is this them?" suggestions), the unsorted faces (each with its
-nearest person to accept or reject), and the history (undo). Images are served by face id only:
+actions on the selected ones, "is this them?" suggestions and their "same person?" questions), the
+unsorted faces (each with its nearest person to accept or reject), "same person?" (the library's
+best question, one at a time: yes, no or skip), and the history (undo). Images are served by face id only:
 a face's thumbnail, or the photo that holds it, never a path taken from the request.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import re
 import shlex
+import threading
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from facecluster.errors import FaceclusterError, OutputBusy
+from facecluster.errors import FaceclusterError, OutputBusy, PeopleError
 from facecluster.outputs.files import display_text
 from facecluster.review.security import HEADERS, SAFE_METHODS, Guard
 from facecluster.review.session import ReviewSession
-from facecluster.types import Overview
+from facecluster.types import Overview, Question
 
 PEOPLE_PER_PAGE = 240
 FACES_PER_PAGE = 300
 SUGGESTIONS = 12
+QUESTIONS = 20
+""""Same person?" questions read at a time, twice as many at first (ranking them all costs the same as
+ranking a few): skipping through them reads them once."""
+PERSON_QUESTIONS = 5
+"""A person's "same person?" questions shown on their page."""
+MOST_SKIPPED = 200
+"""Skipped questions remembered in the address of the "same person?" page."""
+QUESTION_ID = re.compile(r"p([0-9]{1,18})-([pf])([0-9]{1,18})")
+"""A question's id: 'p3-p7' (two people) or 'p3-f12' (a person and an unsorted face)."""
 BROWSER_IMAGES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"})
 """Photos served as they are; others (HEIC, TIFF, ...) are converted to JPEG first."""
 BUSY = "Not changed: a scan (or another facecluster command) is using this library; try again when it ends."
@@ -37,6 +50,8 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     app.config.update(SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_HTTPONLY=True, MAX_CONTENT_LENGTH=1 << 20)
     library = session.library
     app.add_template_filter(display_text, "shown")  # file names that are not UTF-8: U+FFFD, as in the report
+    app.add_template_filter(_chance, "chance")
+    app.add_template_filter(lambda path: _under(path, library.photos), "photo_name")
     app.config["SESSION_COOKIE_NAME"] = f"{guard.cookie}-messages"  # cookies ignore ports: one per app
     cached: dict[str, tuple[tuple[int, ...], Overview]] = {}
 
@@ -74,6 +89,36 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    asked: dict[int | None, tuple[tuple[int, ...], int, list[Question]]] = {}
+    asking, ranking = threading.Lock(), threading.Lock()
+
+    def known(limit: int, person: int | None) -> tuple[tuple[int, ...], list[Question] | None]:
+        """(the index's version, the questions already read for it, or None)."""
+        version = library.version()  # before reading: a change meanwhile makes the next call read again
+        with asking:
+            entry = asked.get(person)
+        if entry and entry[0] == version and (entry[1] >= limit or len(entry[2]) < entry[1]):
+            return version, entry[2][:limit]
+        return version, None
+
+    def questions(limit: int, person: int | None = None) -> list[Question]:
+        """The best ``limit`` "same person?" questions (about ``person``), ranked again only when the index
+        changed: skipping, or reloading a person's page, costs nothing. One ranking at a time (seconds for a
+        large library, all CPU): pages asking together wait for it rather than each ranking again."""
+        version, found = known(limit, person)
+        if found is not None:
+            return found
+        with ranking:
+            version, found = known(limit, person)
+            if found is not None:
+                return found
+            found = library.suggestions(limit=limit, person=person)
+        with asking:
+            if any(entry[0] != version for entry in asked.values()):
+                asked.clear()
+            asked[person] = (version, limit, found)
+        return found
+
     identity = library.identity()
 
     @app.context_processor
@@ -99,6 +144,35 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
     def person_suggestions(person: int) -> str:
         summary = _summary(person, page=False)
         return render_template("suggestions.html", person=summary, matches=library.candidates(person, SUGGESTIONS))
+
+    @app.get("/people/<int:person>/same")
+    def person_questions(person: int) -> str:
+        summary = _summary(person, page=False)
+        offered = {m.face_id for m in library.candidates(person, SUGGESTIONS)}  # asked above, as "is this them?"
+        asked_here = questions(PERSON_QUESTIONS + len(offered), person)
+        shown = [q for q in asked_here if q.kind == "people" or q.second.faces[0] not in offered]
+        return render_template("person_same.html", person=summary, questions=shown[:PERSON_QUESTIONS])
+
+    @app.get("/same")
+    def same() -> str | BaseResponse:
+        skipped = _question_ids(request.args.get("skip", ""))[:MOST_SKIPPED]
+        about = request.args.get("person")
+        person = library.summary(_number(about)) if about else None
+        if about and person is None:
+            flash(f"There is no p{about} now (merged into someone, or left without faces; see History).", "error")
+            return redirect(url_for("same"), 303)
+        limit = QUESTIONS * (len(skipped) // QUESTIONS + 2)  # the same until QUESTIONS are skipped: read once
+        fetched = questions(limit, person.id if person else None)
+        waiting = [q for q in fetched if q.id not in skipped]
+        more = len(fetched) == limit  # there may be more than were read
+        return render_template(
+            "same.html",
+            question=waiting[0] if waiting else None,
+            waiting=len(waiting),
+            more=more,
+            skipped=skipped,
+            about=person,
+        )
 
     @app.get("/unsorted")
     def unsorted() -> str:
@@ -155,8 +229,9 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
         response.headers["Cache-Control"] = "private, no-cache"
         return response
 
-    def act(command: str, apply: Callable[..., object], back: str) -> BaseResponse:
-        """Run one change, then go ``back`` with what it did (or why not) as a message."""
+    def act(command: str, apply: Callable[..., object], back: str, stale: str | None = None) -> BaseResponse:
+        """Run one change, then go ``back`` with what it did (or why not) as a message; a PeopleError is
+        reported as ``stale`` when given (the page showed something that has changed since)."""
         try:
             with session.change(f"review: {command}") as edit:
                 apply(edit)
@@ -164,6 +239,8 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
                 flash(line, "done")
         except OutputBusy:
             flash(BUSY, "error")
+        except PeopleError as error:
+            flash(f"{stale}: {error}" if stale else f"Not changed: {error}", "error")
         except FaceclusterError as error:
             flash(f"Not changed: {error}", "error")
         return redirect(back, 303)
@@ -236,6 +313,23 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
             return act(f"move f{face} p{person}", lambda e: e.move(face, person), back)
         return act(f"reject f{face} p{person}", lambda e: e.reject(face, person), back)
 
+    @app.post("/same/answer")
+    def answer_question() -> BaseResponse:
+        """Yes (one person: merge, or move the face in) or No (two people for good) to a "same person?" question."""
+        question, answer = _question_id(request.form.get("question")), request.form.get("answer")
+        if answer not in ("yes", "no"):
+            abort(400)
+        back = _local(request.form.get("back")) if request.form.get("back") else url_for("same")
+        stale = f"Not answered, {question} is out of date"
+        response = act(f"same {question} {answer}", lambda e: e.answer(question, answer == "yes"), back, stale)
+        first, kind, second = QUESTION_ID.fullmatch(question).groups()
+        if answer == "yes" and kind == "p":  # back from a page about someone merged away: the one who stays
+            for gone, kept in ((int(first), int(second)), (int(second), int(first))):
+                instead = _instead_of(back, gone, kept)
+                if instead != back and library.summary(gone) is None:
+                    return redirect(instead, 303)
+        return response
+
     @app.post("/undo")
     def undo() -> BaseResponse:
         until = request.form.get("until")
@@ -288,11 +382,66 @@ def _split(edit, person: int, faces: list[int], name: str) -> None:
         edit.name(new, name)
 
 
+def _chance(probability: float) -> str:
+    """'87 %' (under 1 % and over 99 % as such: a guess is never certain), never broken across lines."""
+    if probability < 0.01:
+        return "under\u00a01\u00a0%"
+    if probability > 0.99:
+        return "over\u00a099\u00a0%"
+    return f"{round(probability * 100)}\u00a0%"
+
+
+def _under(path: Path, root: Path) -> str:
+    """A photo's path under the scanned folder, with '/' separators (as the faces' pages show it)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
 def _number(text: str | None) -> int:
     """A whole number from a form (an id): 400 for anything else, or beyond what SQLite can hold."""
     if text is None or not text.isascii() or not text.isdigit() or len(text) > 18:
         abort(400)
     return int(text)
+
+
+def _instead_of(back: str, gone: int, kept: int) -> str:
+    """``back`` (a page of the app) about ``kept`` instead of ``gone``: their page, or their questions."""
+    parts = urlsplit(back)
+    if parts.path == url_for("person_page", person=gone):
+        return url_for("person_page", person=kept)
+    query = parse_qs(parts.query)
+    if parts.path == url_for("same") and query.get("person") == [str(gone)]:
+        return url_for("same", person=kept, **({"skip": query["skip"][0]} if "skip" in query else {}))
+    return back
+
+
+def _question_id(text: str | None) -> str:
+    """A question id from a form, as the library writes it ('p3-p7', smaller id first; 'p3-f12'): 400 otherwise."""
+    found = _question_ids(text) if text and "," not in text else []
+    if len(found) != 1:
+        abort(400)
+    return found[0]
+
+
+def _question_ids(text: str) -> list[str]:
+    """The question ids in a comma-separated list, in the library's spelling; anything else is left out
+    (so is one id naming a person twice)."""
+    found: list[str] = []
+    for part in text.split(","):
+        match = QUESTION_ID.fullmatch(part.strip())
+        if match is None:
+            continue
+        first, kind, second = int(match[1]), match[2], int(match[3])
+        if kind == "p" and first == second:
+            continue
+        if kind == "p":
+            first, second = sorted((first, second))
+        question = f"p{first}-{kind}{second}"
+        if question not in found:
+            found.append(question)
+    return found
 
 
 def _ids(field: str) -> list[int]:

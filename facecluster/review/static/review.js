@@ -1,5 +1,5 @@
-// facecluster review: selection counts, select-all, person suggestions, the status banner, y/n keys
-// (the first question on screen) and confirmations.
+// facecluster review: selection counts, select-all, a person's suggestions and "same person?" questions,
+// the status banner, y/n/s keys (the first question on screen) and confirmations.
 // Everything works without this script; it only saves clicks.
 "use strict";
 
@@ -36,11 +36,13 @@ function setUpSelection() {
   updateCounts();
 }
 
-async function loadSuggestions() {
-  const section = document.getElementById("suggestions");
-  if (!section || !section.dataset.src) return;
+async function loadSection(section) {
   const response = await fetch(section.dataset.src, { credentials: "same-origin" });
   if (response.ok) section.innerHTML = await response.text();  // server-rendered, escaped HTML
+}
+
+function loadSections() {
+  for (const section of document.querySelectorAll("section[data-src]")) loadSection(section);
 }
 
 const STATUS_TEXT = {
@@ -76,13 +78,13 @@ function setUpKeys() {
     const typing = target instanceof HTMLInputElement && target.type !== "checkbox";
     if (typing || target instanceof HTMLTextAreaElement) return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const answer = { y: "yes", n: "no" }[event.key];
+    const answer = { y: "yes", n: "no", s: "skip" }[event.key];
     if (!answer) return;
     const visible = Array.from(document.querySelectorAll(".question")).find((question) => {
       const box = question.getBoundingClientRect();
       return box.bottom > 0 && box.top < window.innerHeight;
     });
-    const button = visible && visible.querySelector(`button[value=${answer}]`);
+    const button = visible && visible.querySelector(`button[value=${answer}], a[data-answer=${answer}]`);
     if (button) button.click();
   });
 }
@@ -98,6 +100,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpSelection();
   setUpKeys();
   setUpConfirmations();
-  loadSuggestions();
+  loadSections();
   setTimeout(pollStatus, 2000);
 });
