@@ -19,6 +19,7 @@ from facecluster.cli.history import COMMANDS as HISTORY_COMMANDS
 from facecluster.cli.people import COMMANDS as PEOPLE_COMMANDS
 from facecluster.cli.review import review_command
 from facecluster.cli.scan import scan_command
+from facecluster.cli.suggest import suggest_command
 from facecluster.cli.xmp import xmp_command
 
 
@@ -37,6 +38,7 @@ for command in (
     eval_group,
     *PEOPLE_COMMANDS,
     *HISTORY_COMMANDS,
+    suggest_command,
     find_command,
     xmp_command,
     review_command,

@@ -1,4 +1,4 @@
-"""The people commands: people, name, merge, split, move, forget. Each is a few lines over ``Library``.
+"""The people commands: people, name, merge, split, move, reject, apart, forget. Each is a few lines over ``Library``.
 
 People are written p7 (or person_0007, or a name, in any case), faces f12: the two never mix. Every
 change says what it did, whose faces, and how to take it back ('facecluster undo').
@@ -145,6 +145,19 @@ def reject_command(faces: tuple[str, ...], person: str, output: Path) -> None:
             edit.reject(face, person)
 
 
+@click.command("apart")
+@click.argument("person")
+@click.argument("other")
+@output_option
+def apart_command(person: str, other: str, output: Path) -> None:
+    """PERSON and OTHER are two people: no grouping joins them, and 'suggest' never asks about them again.
+
+    Both are confirmed as they are now.
+    """
+    with _change(output, f"apart {person} {other}") as edit:
+        edit.apart(person, other)
+
+
 COMMANDS = (
     people_command,
     name_command,
@@ -152,5 +165,6 @@ COMMANDS = (
     split_command,
     move_command,
     reject_command,
+    apart_command,
     forget_command,
 )
