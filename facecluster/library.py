@@ -51,7 +51,7 @@ from facecluster.pipeline.people import LIBRARY_ID_KEY, good_enough, read_outcom
 from facecluster.pipeline.plan import ScanOptions, ScanPlan, check_folders, plan_scan
 from facecluster.pipeline.recognition import Gallery
 from facecluster.pipeline.scan import check_scan, scan_into
-from facecluster.pipeline.suggest import Faces, Ranked, Said, rank
+from facecluster.pipeline.suggest import Faces, Ranked, Said, nearest_faces, rank
 from facecluster.storage import browse
 from facecluster.storage.history import Change, History, read_changes
 from facecluster.storage.index import INDEX_FILE, FaceIndex, ThumbnailReader
@@ -280,6 +280,7 @@ class Library:
         self._load_analyzer = load_analyzer or load_face_analyzer
         self._gallery_cache: tuple[tuple[int, ...], Gallery, dict[int, set[int]]] | None = None
         self._embeddings: tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
+        self._nearest: tuple[str, np.ndarray] | None = None
         self._unsorted_nearest: tuple[tuple[int, ...], dict[int, Match | None]] = ((), {})
 
     @classmethod
@@ -470,44 +471,43 @@ class Library:
             for distance, face in sorted(near)[:limit]
         ]
 
-    def suggestions(self, limit: int | None = 20, person: int | str | None = None) -> list[Question]:
+    def suggestions(
+        self, limit: int | None = 20, person: int | str | None = None, order: str = "gain"
+    ) -> list[Question]:
         """Same person? The questions whose "yes" would bring most faces together, by expected gain.
 
         Each pairs a person with another person or with an unsorted face; with ``person``, only
-        questions about them. Answer with ``PeopleEditor.answer`` (or merge / apart, move / reject):
-        an answered question never comes back, and the answer re-ranks the rest.
+        questions about them. ``order`` "closest" ranks by the distance of the sides' closest faces
+        instead (the simple ranker benchmarks compare with). Answer with ``PeopleEditor.answer`` (or
+        merge / apart, move / reject): an answered question never comes back, and the answer
+        re-ranks the rest.
         """
         with _reading(self.output) as index:
             people = People(index)
-            wanted = None if person is None else people.resolve(f"p{person}" if isinstance(person, int) else person)
+            about = None if person is None else people.resolve(f"p{person}" if isinstance(person, int) else person)
             faces = browse.askable_faces(index)
-            said = Said(people.apart_pairs(), people.corrections().rejected)
-            all_ids, vectors = self._embedding_matrix(index)
             usable = (faces.owners >= 0) | np.array(
                 [good_enough(*values) for values in zip(faces.size, faces.score, faces.sharpness, strict=True)],
                 dtype=bool,
             )
-            rows = np.searchsorted(all_ids, faces.ids[usable])
-            ranked = rank(
-                Faces(
-                    faces.ids[usable],
-                    vectors[rows],
-                    faces.owners[usable],
-                    faces.photos[usable],
-                    (faces.size * faces.score)[usable],
-                ),
-                said,
-            )
-            if wanted is not None:
-                ranked = [q for q in ranked if wanted in (q.person, q.other)]
-            owners = faces.owners[usable]
-            quality = (faces.size * faces.score)[usable]
-            ids = faces.ids[usable]
+            ids, owners, quality = faces.ids[usable], faces.owners[usable], (faces.size * faces.score)[usable]
+            all_ids, vectors = self._embedding_matrix(index)
+            vectors = vectors[np.searchsorted(all_ids, ids)]
+            said = Said(people.apart_pairs(), people.corrections().rejected)
+            asked = Faces(ids, vectors, owners, faces.photos[usable], quality)
+            ranked = rank(asked, said, order, about, self._nearest_faces(ids, vectors))[:limit]
             best = {
                 int(p): ids[owners == p][np.argsort(-quality[owners == p], kind="stable")]
-                for p in {side for q in ranked[:limit] for side in (q.person, q.other) if side is not None}
+                for p in {side for q in ranked for side in (q.person, q.other) if side is not None}
             }
-            return [self._question(index, people, q, best) for q in ranked[:limit]]
+            return [self._question(index, people, q, best) for q in ranked]
+
+    def _nearest_faces(self, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """``nearest_faces`` of these faces, kept while the same faces are asked about."""
+        key = hashlib.sha256(ids.tobytes()).hexdigest()
+        if self._nearest is None or self._nearest[0] != key:
+            self._nearest = (key, nearest_faces(vectors))
+        return self._nearest[1]
 
     def _question(self, index: FaceIndex, people: People, ranked: Ranked, best: dict[int, np.ndarray]) -> Question:
         """A ranked question with what to show of each side."""

@@ -48,3 +48,15 @@ def library(photos: Path, tmp_path: Path, fake: FakeAnalyzer) -> Library:
     library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake)
     library.scan()
     return library
+
+
+@pytest.fixture()
+def fragments(library: Library) -> Library:
+    """``library`` with Alice (p1) split in two: p1 (f5, f6, f10) and p4 (f3, f4). The first "same
+    person?" question is theirs; then come the stranger's (f2), each far less likely."""
+    with library.corrections() as edit:
+        assert edit.split(1, [3, 4]) == 4
+    questions = library.suggestions(limit=None)
+    assert [q.id for q in questions][:2] == ["p1-p4", "p2-f2"]
+    assert questions[0].probability > 0.9 > 0.01 > questions[1].probability
+    return library

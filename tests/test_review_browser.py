@@ -565,15 +565,6 @@ def test_400_px_wide_pages_never_scroll_sideways(start, near: Library) -> None:
         assert width <= window, f"{page} is {width} px wide in a {window} px window"
 
 
-@pytest.fixture()
-def fragments(library: Library) -> Library:
-    """Alice in two people, p1 (f5, f6, f10) and p4 (f3, f4): the first "same person?" question is theirs."""
-    with library.corrections() as edit:
-        assert edit.split(1, [3, 4]) == 4
-    assert [q.id for q in library.suggestions(limit=2)] == ["p1-p4", "p2-f2"]
-    return library
-
-
 def press(review: Review, key: str) -> None:
     """Press a key on the page (nothing focused) and wait for the page the app answers with."""
     review.submit("body", click=lambda body: ActionChains(review.driver).send_keys(key).perform())

@@ -379,18 +379,6 @@ def test_the_browser_opens_a_private_page_in_the_output_folder_not_the_token_on_
 
 
 @pytest.fixture()
-def fragments(library: Library) -> Library:
-    """The stand-in library with Alice (p1) split in two: p1 (f5, f6, f10) and p4 (f3, f4). The first
-    "same person?" question is theirs; then come the stranger's (f2), each far less likely."""
-    with library.corrections() as edit:
-        assert edit.split(1, [3, 4]) == 4
-    questions = library.suggestions(limit=None)
-    assert [q.id for q in questions][:2] == ["p1-p4", "p2-f2"]
-    assert questions[0].probability > 0.9 > 0.01 > questions[1].probability
-    return library
-
-
-@pytest.fixture()
 def split_served(fragments: Library) -> Iterator[tuple[ReviewServer, Client]]:
     server = ReviewServer(fragments, port=0, settle_delay=0.05)
     thread = threading.Thread(target=server.serve, daemon=True)

@@ -73,22 +73,16 @@ class Ranked:
         return self.probability * self.gain
 
 
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances between unit rows."""
-    return np.sqrt(np.clip(2.0 - 2.0 * (a @ b.T), 0.0, 4.0))
-
-
 def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
-def features(block: np.ndarray, centroid_distance: float, sizes: tuple[int, int], links: int) -> np.ndarray:
-    """The model's inputs for two sides whose face distances are ``block``, of ``sizes`` faces, joined by
-    ``links`` nearest-neighbour links."""
-    closest = np.partition(block, 2, axis=None)[:3] if block.size > 3 else block.ravel()
-    small, large = min(sizes), max(sizes)
+def features(closest: np.ndarray, centroid_distance: np.ndarray, sizes: np.ndarray, links: np.ndarray) -> np.ndarray:
+    """The model's inputs, one row per pair of sides: the mean distance of their three closest face
+    pairs, their centroids' distance, their (n, 2) sizes in faces, and their nearest-neighbour links."""
+    small, large = sizes.min(axis=1), sizes.max(axis=1)
     share = links / (NEIGHBOURS * small)
-    return np.array([1.0, closest.mean(), centroid_distance, np.log(small), np.log(large), share])
+    return np.column_stack([np.ones(len(small)), closest, centroid_distance, np.log(small), np.log(large), share])
 
 
 def probability(x: np.ndarray) -> np.ndarray:
@@ -96,93 +90,204 @@ def probability(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(x @ np.asarray(WEIGHTS))))
 
 
-def rank(faces: Faces, said: Said, neighbours: int = NEIGHBOURS) -> list[Ranked]:
-    """Every question worth asking about these faces, best first (highest expected gain)."""
-    owners = faces.owners
-    people = np.unique(owners[owners >= 0])
-    unsorted_rows = np.flatnonzero(owners < 0)
-    # Units: people first (unit i is people[i]), then one unit per unsorted face.
-    unit_of = np.empty(len(owners), dtype=np.int64)
-    unit_of[owners >= 0] = np.searchsorted(people, owners[owners >= 0])
-    unit_of[unsorted_rows] = len(people) + np.arange(len(unsorted_rows))
-    units = len(people) + len(unsorted_rows)
-    order = np.argsort(unit_of, kind="stable")
-    starts = np.searchsorted(unit_of[order], np.arange(units + 1))
-    members = [order[starts[u] : starts[u + 1]] for u in range(units)]
-    compared = [m[np.argsort(-faces.quality[m], kind="stable")[:MAX_SIDE]] for m in members]
-    centroids = _unit(np.stack([faces.vectors[m].mean(axis=0) for m in members])) if units else faces.vectors[:0]
-    photos = [set(faces.photos[m].tolist()) for m in members]
+@dataclass(frozen=True)
+class _Units:
+    """The sides questions are about: every person (unit i is ``people[i]``), then each unsorted face."""
 
-    pairs: set[tuple[int, int]] = set()
-    links: dict[int, int] = {}
-    if len(owners) > 1:
-        found = nearest_neighbours(faces.vectors, min(neighbours, len(owners) - 1)).indices
-        rows = np.repeat(np.arange(len(owners)), found.shape[1])
-        other = found.ravel()
-        keep = other >= 0
-        a, b = unit_of[rows[keep]], unit_of[other[keep]]
-        useful = (a != b) & ((a < len(people)) | (b < len(people)))
-        lo, hi = np.minimum(a[useful], b[useful]), np.maximum(a[useful], b[useful])
-        keys, counts = np.unique(lo * units + hi, return_counts=True)
-        links = dict(zip(keys.tolist(), counts.tolist(), strict=True))
-        pairs = {(key // units, key % units) for key in links}
-    face_ids = faces.ids
-    candidates: dict[tuple[int, int], tuple[float, float, float, tuple[int, int]]] = {}
-    for a, b in pairs:
-        if not photos[a].isdisjoint(photos[b]):
-            continue  # two faces of one photo: two people
-        person_a = int(people[a])
-        if b < len(people):
-            person_b = int(people[b])
-            if (min(person_a, person_b), max(person_a, person_b)) in said.apart:
-                continue
-        elif person_a in said.rejected.get(int(face_ids[members[b][0]]), ()):
+    people: np.ndarray
+    of_face: np.ndarray
+    """The unit of each face row."""
+    members: list[np.ndarray]
+    """The face rows of each unit."""
+    compared: list[np.ndarray]
+    """The face rows each unit is measured by: its MAX_SIDE best."""
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @staticmethod
+    def of(faces: Faces) -> _Units:
+        owners = faces.owners
+        people = np.unique(owners[owners >= 0])
+        unsorted_rows = np.flatnonzero(owners < 0)
+        of_face = np.empty(len(owners), dtype=np.int64)
+        of_face[owners >= 0] = np.searchsorted(people, owners[owners >= 0])
+        of_face[unsorted_rows] = len(people) + np.arange(len(unsorted_rows))
+        count = len(people) + len(unsorted_rows)
+        order = np.lexsort((-faces.quality, of_face))
+        starts = np.searchsorted(of_face[order], np.arange(count + 1))
+        members = [order[starts[u] : starts[u + 1]] for u in range(count)]
+        return _Units(people, of_face, members, [m[:MAX_SIDE] for m in members])
+
+
+def nearest_faces(vectors: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
+    """The rows of each row's nearest other faces (n, k; -1 where fewer): what questions are asked
+    about. It depends on the faces alone, not on who they are, so callers may keep it while the
+    faces stay the same."""
+    if len(vectors) < 2:
+        return np.full((len(vectors), 0), -1, dtype=np.int64)
+    return nearest_neighbours(vectors, min(neighbours, len(vectors) - 1)).indices
+
+
+def _linked(nearest: np.ndarray, units: _Units) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of units (keys, see ``_keys``; the smaller unit a person) with faces among each other's
+    nearest, and how many such links each has."""
+    rows = np.repeat(np.arange(len(nearest)), nearest.shape[1])
+    other = nearest.ravel()
+    keep = other >= 0
+    a, b = units.of_face[rows[keep]], units.of_face[other[keep]]
+    useful = (a != b) & (np.minimum(a, b) < len(units.people))
+    return np.unique(_keys(a[useful], b[useful], len(units)), return_counts=True)
+
+
+def _keys(a: np.ndarray, b: np.ndarray, units: int) -> np.ndarray:
+    """One number per unordered pair of units."""
+    return np.minimum(a, b) * units + np.maximum(a, b)
+
+
+def _sharing_a_photo(photos: np.ndarray, units: _Units) -> np.ndarray:
+    """Keys of the unit pairs with faces in one photo (two faces of a photo are two people)."""
+    order = np.argsort(photos, kind="stable")
+    photo, unit = photos[order], units.of_face[order]
+    keys = [np.zeros(0, dtype=np.int64)]
+    for step in range(1, len(photo)):
+        same = photo[step:] == photo[:-step]
+        if not same.any():
+            break
+        keys.append(_keys(unit[:-step][same], unit[step:][same], len(units)))
+    return np.unique(np.concatenate(keys))
+
+
+def _said_keys(faces: Faces, units: _Units, said: Said) -> np.ndarray:
+    """Keys of the unit pairs already answered "no"."""
+    pairs = [(p, q) for p, q in said.apart]
+    unit_of_face = dict(
+        zip(
+            faces.ids[units.of_face >= len(units.people)].tolist(),
+            units.of_face[units.of_face >= len(units.people)].tolist(),
+            strict=True,
+        )
+    )
+    known = set(units.people.tolist())
+    keys = [
+        _keys(np.searchsorted(units.people, p), np.searchsorted(units.people, q), len(units))
+        for p, q in pairs
+        if p in known and q in known
+    ]
+    keys += [
+        _keys(np.searchsorted(units.people, p), unit_of_face[face], len(units))
+        for face, refused in said.rejected.items()
+        if face in unit_of_face
+        for p in refused
+        if p in known
+    ]
+    return np.array(keys, dtype=np.int64)
+
+
+def _closest_pairs(vectors: np.ndarray, units: _Units, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For unit pairs (a[i], b[i]): the mean distance of their three closest face pairs, and the
+    closest pair's face rows (n, 2). Pairs are measured a side at a time: one matrix product
+    against all the partners of a unit."""
+    mean = np.empty(len(a))
+    closest = np.empty((len(a), 2), dtype=np.int64)
+    order = np.argsort(a, kind="stable")
+    bounds = np.flatnonzero(np.diff(a[order])) + 1
+    for pairs in np.split(order, bounds):
+        if not len(pairs):
             continue
-        block = _distances(faces.vectors[compared[a]], faces.vectors[compared[b]])
-        centroid = float(np.sqrt(max(0.0, 2.0 - 2.0 * float(centroids[a] @ centroids[b]))))
-        x = features(block, centroid, (len(members[a]), len(members[b])), links[a * units + b])
-        row, column = np.unravel_index(int(block.argmin()), block.shape)
-        closest = (int(face_ids[compared[a][row]]), int(face_ids[compared[b][column]]))
-        gain = float(len(members[a]) * len(members[b]))
-        candidates[(a, b)] = (float(probability(x)), gain, float(x[1]), closest)
-    chance = {pair: value[0] for pair, value in candidates.items()}
-    _bound_by_answers(chance, people, members, face_ids, said)
+        rows = units.compared[int(a[pairs[0]])]
+        partners = [units.compared[int(u)] for u in b[pairs]]
+        lengths = np.array([len(p) for p in partners])
+        columns = np.concatenate(partners)
+        distances = np.sqrt(np.clip(2.0 - 2.0 * (vectors[rows] @ vectors[columns].T), 0.0, 4.0))
+        # The three closest entries of a block are among the three closest of their columns.
+        depth = min(3, len(rows))
+        best_rows = (
+            np.argpartition(distances, depth - 1, axis=0)[:depth]
+            if len(rows) > depth
+            else np.indices(distances.shape)[0]
+        )
+        values = np.take_along_axis(distances, best_rows, axis=0).ravel()
+        column = np.tile(np.arange(len(columns)), depth)
+        segment = np.repeat(np.arange(len(pairs)), lengths)[column]
+        sort = np.lexsort((values, segment))
+        starts = np.concatenate([[0], np.cumsum(lengths * depth)[:-1]])
+        take = starts[:, None] + np.arange(3)
+        valid = take < (starts + lengths * depth)[:, None]
+        picked = values[sort][np.minimum(take, len(values) - 1)]
+        mean[pairs] = (picked * valid).sum(axis=1) / valid.sum(axis=1)
+        first = sort[starts]
+        closest[pairs, 0] = rows[best_rows.ravel()[first]]
+        closest[pairs, 1] = columns[column[first]]
+    return mean, closest
+
+
+def rank(
+    faces: Faces, said: Said, order: str = "gain", about: int | None = None, nearest: np.ndarray | None = None
+) -> list[Ranked]:
+    """Every question worth asking about these faces (with ``about``, only those about that person),
+    best first: by expected gain, or with ``order`` "closest" by the distance of the sides' closest
+    faces (a simple ranker, for comparison). ``nearest``: ``nearest_faces(faces.vectors)``, if kept."""
+    units = _Units.of(faces)
+    keys, links = _linked(nearest_faces(faces.vectors) if nearest is None else nearest, units)
+    drop = np.isin(keys, _sharing_a_photo(faces.photos, units)) | np.isin(keys, _said_keys(faces, units, said))
+    keys, links = keys[~drop], links[~drop]
+    a, b = keys // len(units), keys % len(units)
+    if about is not None:
+        wanted = np.searchsorted(units.people, about)
+        chosen = (a == wanted) | (b == wanted)
+        keys, links, a, b = keys[chosen], links[chosen], a[chosen], b[chosen]
+    sizes = np.array([len(m) for m in units.members], dtype=np.int64)
+    mean, closest = _closest_pairs(faces.vectors, units, a, b)
+    centroids = (
+        _unit(np.stack([faces.vectors[m].mean(axis=0) for m in units.members])) if len(units) else faces.vectors[:0]
+    )
+    centroid_distance = np.sqrt(np.clip(2.0 - 2.0 * np.einsum("ij,ij->i", centroids[a], centroids[b]), 0.0, 4.0))
+    pair_sizes = np.column_stack([sizes[a], sizes[b]])
+    chance = probability(features(mean, centroid_distance, pair_sizes, links)) if len(keys) else np.zeros(0)
+    _bound_by_answers(chance, keys, units, faces, said)
+    gain = (sizes[a] * sizes[b]).astype(np.float64)
+    first = mean if order == "closest" else -chance * gain
     ranked = []
-    for (a, b), (_, gain, distance, closest) in candidates.items():
-        other, face = (int(people[b]), None) if b < len(people) else (None, int(face_ids[members[b][0]]))
-        ranked.append(Ranked(int(people[a]), other, face, chance[(a, b)], gain, distance, closest))
-    ranked.sort(key=lambda q: (-q.score, q.distance, q.person, q.other or 0, q.face or 0))
+    for i in np.lexsort((mean, first)):
+        other, face = (
+            (int(units.people[b[i]]), None)
+            if b[i] < len(units.people)
+            else (None, int(faces.ids[units.members[b[i]][0]]))
+        )
+        ids = faces.ids[closest[i]]
+        ranked.append(
+            Ranked(
+                int(units.people[a[i]]),
+                other,
+                face,
+                float(chance[i]),
+                float(gain[i]),
+                float(mean[i]),
+                (int(ids[0]), int(ids[1])),
+            )
+        )
     return ranked
 
 
-def _bound_by_answers(
-    chance: dict[tuple[int, int], float],
-    people: np.ndarray,
-    members: list[np.ndarray],
-    face_ids: np.ndarray,
-    said: Said,
-) -> None:
+def _bound_by_answers(chance: np.ndarray, keys: np.ndarray, units: _Units, faces: Faces, said: Said) -> None:
     """A "no" is information about more than its own pair: when A is not B, A is C at most as likely
-    as C is not B. Lower the chances of ``chance`` (unit pairs) accordingly."""
-    unit_of_person = {int(p): u for u, p in enumerate(people)}
-    unit_of_face = {int(face_ids[members[u][0]]): u for u in range(len(people), len(members))}
+    as C is not B. Lower ``chance`` (of the unit pairs ``keys``) accordingly."""
+    count = len(units)
     differ: dict[int, set[int]] = {}
-    for p, q in said.apart:
-        if p in unit_of_person and q in unit_of_person:
-            differ.setdefault(unit_of_person[p], set()).add(unit_of_person[q])
-            differ.setdefault(unit_of_person[q], set()).add(unit_of_person[p])
-    for face, refused in said.rejected.items():
-        if face in unit_of_face:
-            known = {unit_of_person[p] for p in refused if p in unit_of_person}
-            differ.setdefault(unit_of_face[face], set()).update(known)
+    for key in _said_keys(faces, units, said).tolist():
+        low, high = divmod(key, count)
+        differ.setdefault(low, set()).add(high)
+        differ.setdefault(high, set()).add(low)
     if not differ:
         return
-    original = dict(chance)
-    for (a, b), value in original.items():
-        bound = value
+    position = {key: i for i, key in enumerate(keys.tolist())}
+    original = chance.copy()
+    touched = np.flatnonzero(np.isin(keys // count, list(differ)) | np.isin(keys % count, list(differ)))
+    for i in touched.tolist():
+        a, b = divmod(int(keys[i]), count)
         for side, other in ((a, b), (b, a)):
             for known in differ.get(side, ()):
-                link = original.get((min(known, other), max(known, other)))
+                link = position.get(min(known, other) * count + max(known, other))
                 if link is not None:
-                    bound = min(bound, 1.0 - link)
-        chance[(a, b)] = bound
+                    chance[i] = min(chance[i], 1.0 - original[link])
