@@ -485,28 +485,44 @@ class Library:
         with _reading(self.output) as index:
             people = People(index)
             about = None if person is None else people.resolve(f"p{person}" if isinstance(person, int) else person)
-            faces = browse.askable_faces(index)
-            usable = (faces.owners >= 0) | np.array(
-                [good_enough(*values) for values in zip(faces.size, faces.score, faces.sharpness, strict=True)],
-                dtype=bool,
-            )
-            ids, owners, quality = faces.ids[usable], faces.owners[usable], (faces.size * faces.score)[usable]
-            all_ids, vectors = self._embedding_matrix(index)
-            vectors = vectors[np.searchsorted(all_ids, ids)]
-            said = Said(people.apart_pairs(), people.corrections().rejected)
-            asked = Faces(ids, vectors, owners, faces.photos[usable], quality)
-            ranked = rank(asked, said, order, about, self._nearest_faces(ids, vectors))[:limit]
+            faces, said = self._askable(index, people)
+            ranked = rank(faces, said, order, about, self._nearest_faces(faces))[:limit]
             best = {
-                int(p): ids[owners == p][np.argsort(-quality[owners == p], kind="stable")]
-                for p in {side for q in ranked for side in (q.person, q.other) if side is not None}
+                person: faces.ids[faces.owners == person][
+                    np.argsort(-faces.quality[faces.owners == person], kind="stable")
+                ]
+                for person in {side for q in ranked for side in (q.person, q.other) if side is not None}
             }
             return [self._question(index, people, q, best) for q in ranked]
 
-    def _nearest_faces(self, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    def askable(self) -> tuple[Faces, Said]:
+        """What the suggestions are about: the faces of people and the good unsorted ones, and the
+        answers so far (for tools that study the suggestions)."""
+        with _reading(self.output) as index:
+            return self._askable(index, People(index))
+
+    def _askable(self, index: FaceIndex, people: People) -> tuple[Faces, Said]:
+        faces = browse.askable_faces(index)
+        usable = (faces.owners >= 0) | np.array(
+            [good_enough(*values) for values in zip(faces.size, faces.score, faces.sharpness, strict=True)],
+            dtype=bool,
+        )
+        all_ids, vectors = self._embedding_matrix(index)
+        ids = faces.ids[usable]
+        asked = Faces(
+            ids,
+            vectors[np.searchsorted(all_ids, ids)],
+            faces.owners[usable],
+            faces.photos[usable],
+            (faces.size * faces.score)[usable],
+        )
+        return asked, Said(people.apart_pairs(), people.corrections().rejected)
+
+    def _nearest_faces(self, faces: Faces) -> np.ndarray:
         """``nearest_faces`` of these faces, kept while the same faces are asked about."""
-        key = hashlib.sha256(ids.tobytes()).hexdigest()
+        key = hashlib.sha256(faces.ids.tobytes()).hexdigest()
         if self._nearest is None or self._nearest[0] != key:
-            self._nearest = (key, nearest_faces(vectors))
+            self._nearest = (key, nearest_faces(faces.vectors))
         return self._nearest[1]
 
     def _question(self, index: FaceIndex, people: People, ranked: Ranked, best: dict[int, np.ndarray]) -> Question:

@@ -20,9 +20,10 @@ NEIGHBOURS = 10
 """Nearest faces searched per face: a question is asked only about sides with faces this near."""
 MAX_SIDE = 256
 """Faces per side compared when measuring a pair (the best-quality ones of larger people)."""
-WEIGHTS = (4.699, -6.538, -12.499, -1.052, -0.778, 7.907)
+WEIGHTS = (5.105, -7.533, -12.288, -1.124, -0.835, 7.983)
 """Logistic weights of (1, the mean of the 3 closest face pairs' distances, the centroids' distance,
-log faces of the smaller side, log faces of the larger side, the share of links)."""
+log faces of the smaller side, log faces of the larger side, the share of links): fitted by
+tools/fit_suggest_model.py on LFW; see facecluster/models/same_person.md."""
 
 
 @dataclass(frozen=True)
@@ -160,27 +161,15 @@ def _sharing_a_photo(photos: np.ndarray, units: _Units) -> np.ndarray:
 
 def _said_keys(faces: Faces, units: _Units, said: Said) -> np.ndarray:
     """Keys of the unit pairs already answered "no"."""
-    pairs = [(p, q) for p, q in said.apart]
-    unit_of_face = dict(
-        zip(
-            faces.ids[units.of_face >= len(units.people)].tolist(),
-            units.of_face[units.of_face >= len(units.people)].tolist(),
-            strict=True,
-        )
-    )
-    known = set(units.people.tolist())
-    keys = [
-        _keys(np.searchsorted(units.people, p), np.searchsorted(units.people, q), len(units))
-        for p, q in pairs
-        if p in known and q in known
-    ]
-    keys += [
-        _keys(np.searchsorted(units.people, p), unit_of_face[face], len(units))
-        for face, refused in said.rejected.items()
-        if face in unit_of_face
-        for p in refused
-        if p in known
-    ]
+    count, people = len(units), units.people
+    known = set(people.tolist())
+    unsorted = units.of_face >= len(people)
+    unit_of_face = dict(zip(faces.ids[unsorted].tolist(), units.of_face[unsorted].tolist(), strict=True))
+    pairs = [(p, q) for p, q in said.apart if p in known and q in known]
+    keys = [_keys(np.searchsorted(people, p), np.searchsorted(people, q), count) for p, q in pairs]
+    for face, refused in said.rejected.items():
+        if face in unit_of_face:
+            keys += [_keys(np.searchsorted(people, p), unit_of_face[face], count) for p in refused if p in known]
     return np.array(keys, dtype=np.int64)
 
 
@@ -222,12 +211,34 @@ def _closest_pairs(vectors: np.ndarray, units: _Units, a: np.ndarray, b: np.ndar
     return mean, closest
 
 
-def rank(
-    faces: Faces, said: Said, order: str = "gain", about: int | None = None, nearest: np.ndarray | None = None
-) -> list[Ranked]:
-    """Every question worth asking about these faces (with ``about``, only those about that person),
-    best first: by expected gain, or with ``order`` "closest" by the distance of the sides' closest
-    faces (a simple ranker, for comparison). ``nearest``: ``nearest_faces(faces.vectors)``, if kept."""
+@dataclass(frozen=True)
+class Candidates:
+    """The pairs of sides worth a question, and what the model sees of each."""
+
+    units: _Units
+    first: np.ndarray
+    """The unit of each pair's person (the smaller unit)."""
+    second: np.ndarray
+    """The unit of each pair's other side: a person or an unsorted face."""
+    features: np.ndarray
+    """``features`` rows, one per pair."""
+    closest: np.ndarray
+    """(n, 2) face rows of each pair's nearest faces."""
+
+    def keys(self) -> np.ndarray:
+        return _keys(self.first, self.second, len(self.units))
+
+    def sides(self, faces: Faces, i: int) -> tuple[int, int | None, int | None]:
+        """Pair ``i`` as (person, other person, unsorted face)."""
+        person, second = int(self.units.people[self.first[i]]), int(self.second[i])
+        if second < len(self.units.people):
+            return person, int(self.units.people[second]), None
+        return person, None, int(faces.ids[self.units.members[second][0]])
+
+
+def candidates(faces: Faces, said: Said, about: int | None = None, nearest: np.ndarray | None = None) -> Candidates:
+    """Every pair of sides with faces among each other's nearest, not in one photo and not answered
+    (with ``about``, only pairs with that person). ``nearest``: ``nearest_faces(faces.vectors)``, if kept."""
     units = _Units.of(faces)
     keys, links = _linked(nearest_faces(faces.vectors) if nearest is None else nearest, units)
     drop = np.isin(keys, _sharing_a_photo(faces.photos, units)) | np.isin(keys, _said_keys(faces, units, said))
@@ -236,35 +247,40 @@ def rank(
     if about is not None:
         wanted = np.searchsorted(units.people, about)
         chosen = (a == wanted) | (b == wanted)
-        keys, links, a, b = keys[chosen], links[chosen], a[chosen], b[chosen]
+        links, a, b = links[chosen], a[chosen], b[chosen]
     sizes = np.array([len(m) for m in units.members], dtype=np.int64)
     mean, closest = _closest_pairs(faces.vectors, units, a, b)
     centroids = (
         _unit(np.stack([faces.vectors[m].mean(axis=0) for m in units.members])) if len(units) else faces.vectors[:0]
     )
     centroid_distance = np.sqrt(np.clip(2.0 - 2.0 * np.einsum("ij,ij->i", centroids[a], centroids[b]), 0.0, 4.0))
-    pair_sizes = np.column_stack([sizes[a], sizes[b]])
-    chance = probability(features(mean, centroid_distance, pair_sizes, links)) if len(keys) else np.zeros(0)
-    _bound_by_answers(chance, keys, units, faces, said)
-    gain = (sizes[a] * sizes[b]).astype(np.float64)
+    x = features(mean, centroid_distance, np.column_stack([sizes[a], sizes[b]]), links)
+    return Candidates(units, a, b, x, closest)
+
+
+def rank(
+    faces: Faces, said: Said, order: str = "gain", about: int | None = None, nearest: np.ndarray | None = None
+) -> list[Ranked]:
+    """Every question worth asking about these faces (see ``candidates``), best first: by expected
+    gain, or with ``order`` "closest" by the distance of the sides' closest faces (a simple ranker,
+    for comparison)."""
+    found = candidates(faces, said, about, nearest)
+    chance = probability(found.features)
+    _bound_by_answers(chance, found.keys(), found.units, faces, said)
+    sizes = np.array([len(m) for m in found.units.members], dtype=np.float64)
+    gain = sizes[found.first] * sizes[found.second]
+    mean = found.features[:, 1]
     first = mean if order == "closest" else -chance * gain
     ranked = []
-    for i in np.lexsort((mean, first)):
-        other, face = (
-            (int(units.people[b[i]]), None)
-            if b[i] < len(units.people)
-            else (None, int(faces.ids[units.members[b[i]][0]]))
-        )
-        ids = faces.ids[closest[i]]
+    for i in np.lexsort((mean, first)).tolist():
+        closest = faces.ids[found.closest[i]]
         ranked.append(
             Ranked(
-                int(units.people[a[i]]),
-                other,
-                face,
+                *found.sides(faces, i),
                 float(chance[i]),
                 float(gain[i]),
                 float(mean[i]),
-                (int(ids[0]), int(ids[1])),
+                (int(closest[0]), int(closest[1])),
             )
         )
     return ranked
