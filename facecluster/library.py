@@ -257,6 +257,19 @@ class PeopleEditor:
         return forgotten
 
 
+def _disjoint(ranked: list[Ranked], about: int | None) -> list[Ranked]:
+    """The questions that share no person or face (but ``about``) with a better one."""
+    taken: set[tuple[str, int]] = set()
+    kept = []
+    for question in ranked:
+        sides = {("p", question.person), ("p", question.other) if question.face is None else ("f", question.face)}
+        sides.discard(("p", about))
+        if taken.isdisjoint(sides):
+            kept.append(question)
+            taken |= sides
+    return kept
+
+
 def stays(people: People, person: int, other: int) -> tuple[int, int]:
     """(who stays, who joins) when two people are one: the named one, else the one with more faces
     (then the smaller id)."""
@@ -472,21 +485,28 @@ class Library:
         ]
 
     def suggestions(
-        self, limit: int | None = 20, person: int | str | None = None, order: str = "gain"
+        self,
+        limit: int | None = 20,
+        person: int | str | None = None,
+        order: str = "gain",
+        disjoint: bool = True,
     ) -> list[Question]:
         """Same person? The questions whose "yes" would bring most faces together, by expected gain.
 
         Each pairs a person with another person or with an unsorted face; with ``person``, only
-        questions about them. ``order`` "closest" ranks by the distance of the sides' closest faces
-        instead (the simple ranker benchmarks compare with). Answer with ``PeopleEditor.answer`` (or
-        merge / apart, move / reject): an answered question never comes back, and the answer
-        re-ranks the rest.
+        questions about them. ``disjoint``: no person or face (but ``person``) in two questions of
+        the list, so each can be answered in turn whatever the answers before; for one question at
+        a time, asked again after each answer, ``disjoint=False`` gives the best ones whatever they
+        share. ``order`` "closest" ranks by the distance of the sides' closest faces instead (the
+        simple ranker benchmarks compare with). Answer with ``PeopleEditor.answer`` (or merge /
+        apart, move / reject): an answered question never comes back, and the answer re-ranks the rest.
         """
         with _reading(self.output) as index:
             people = People(index)
             about = None if person is None else people.resolve(f"p{person}" if isinstance(person, int) else person)
             faces, said = self._askable(index, people)
-            ranked = rank(faces, said, order, about, self._nearest_faces(faces))[:limit]
+            ranked = rank(faces, said, order, about, self._nearest_faces(faces))
+            ranked = (_disjoint(ranked, about) if disjoint else ranked)[:limit]
             best = {
                 person: faces.ids[faces.owners == person][
                     np.argsort(-faces.quality[faces.owners == person], kind="stable")

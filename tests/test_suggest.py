@@ -121,6 +121,18 @@ def test_a_question_shows_both_sides_and_who_stays(fragments: Library):
     assert ids(fragments, order="closest")[0] == "p1-p4"
 
 
+def test_a_list_asks_about_each_person_and_face_once_so_every_answer_stays_valid(fragments: Library):
+    def sides(question: str) -> list[str]:
+        return question.split("-")
+
+    everything = ids(fragments, disjoint=False)
+    listed = ids(fragments)
+    assert set(listed) < set(everything) and listed[:2] == everything[:2] == ["p1-p4", "p2-f2"]
+    assert len({side for q in listed for side in sides(q)}) == 2 * len(listed)
+    about = ids(fragments, person="p1")  # all about p1, each other side once
+    assert all(sides(q)[0] == "p1" for q in about) and len({sides(q)[1] for q in about}) == len(about)
+
+
 def test_yes_merges_and_undo_splits_again(fragments: Library):
     with fragments.corrections() as edit:
         edit.answer("p1-p4", True)

@@ -99,7 +99,8 @@ def suggest_command(output: Path, limit: int, person: str | None, as_json: bool,
     """Same person? The questions whose "yes" would bring most faces together, best first.
 
     Each question is about two people (yes: merge, no: apart) or a person and an unsorted face
-    (yes: move, no: reject), and shows the command lines that answer it. Answers are corrections:
+    (yes: move, no: reject), and shows the command lines that answer it. No person or face is in
+    two questions of a list, so all of them can be answered in turn. Answers are corrections:
     'facecluster undo' takes them back, and answered questions never come back.
     """
     if ask:
@@ -125,7 +126,8 @@ def _ask(output: Path, person: str | None) -> None:
     with changing(output) as library:
         try:
             while True:
-                question = next((q for q in library.suggestions(len(skipped) + 1, person) if q.id not in skipped), None)
+                asked = library.suggestions(len(skipped) + 1, person, disjoint=False)
+                question = next((q for q in asked if q.id not in skipped), None)
                 if question is None:
                     note("no more questions")
                     break

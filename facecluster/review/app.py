@@ -112,7 +112,7 @@ def create_app(session: ReviewSession, guard: Guard) -> Flask:
             version, found = known(limit, person)
             if found is not None:
                 return found
-            found = library.suggestions(limit=limit, person=person)
+            found = library.suggestions(limit=limit, person=person, disjoint=False)
         with asking:
             if any(entry[0] != version for entry in asked.values()):
                 asked.clear()
