@@ -29,5 +29,6 @@ def test_the_readme_library_example_runs(tmp_path: Path):
     assert lines[5].startswith("examples/photos/Colin_Powell_0002.jpg face 1 [") and lines[5].endswith("True")
     assert " Colin Powell " in lines[5]
     assert lines[6].startswith('["named p') and "'Colin Powell' (3 faces" in lines[6]
+    assert all(re.fullmatch(r"p\d+-[pf]\d+ p\d+ [pf]\d+ \d+%", line) for line in lines[7:10])  # questions
     assert not (tmp_path / "facecluster-output" / "people" / "Colin Powell").exists()  # undone
     assert (tmp_path / "facecluster-output" / "people" / "person_0001").is_dir()

@@ -68,11 +68,6 @@ class Ranked:
     closest: tuple[int, int]
     """The nearest face pair: a face of ``person``, a face of the other side."""
 
-    @property
-    def score(self) -> float:
-        """The expected gain: face pairs a "yes" would bring together, times its chance."""
-        return self.probability * self.gain
-
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
