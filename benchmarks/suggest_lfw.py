@@ -1,0 +1,311 @@
+"""How fast a user finishes a grouping by answering "same person?" questions, on LFW photos.
+
+    python -m benchmarks.suggest_lfw [--work /tmp/facecluster-bench-suggest] [--shared ../shared]
+                                     [--sets clean,hard] [--rankers gain,closest] [--answers 300]
+                                     [--via library|cli]
+
+Builds two labelled photo sets in WORK (once; later runs reuse them, and their scans are
+incremental): "clean", the LFW people with at least 6 photos, their first 40 photos each (about
+311 people, 4,300 photos; links to the shared files), and "hard", the same photos each perturbed
+with benchmarks/perturb_lfw.py's "mixed" (seeded by the file name), and scans each into
+WORK/SET/output. Identity = the LFW folder name, on each photo's scored face
+(facecluster.evaluation.labels.labelled_faces); bystanders are unlabelled (``face_identities``).
+
+Then, for each set and ranker, a simulated user starts from a fresh copy of the scanned output
+folder and answers the top question ANSWERS times, from the ground truth: a side's identity is
+the majority identity of its labelled faces (none for a person without labelled faces or an
+unlabelled unsorted face), and the answer is "yes" iff both sides have the same identity. Each
+answer is one correction (committed and regrouped). Rankers: "gain", the suggestion engine
+(``Library.suggestions(order="gain")``), and "closest", the baseline that asks about the pair
+whose closest faces are nearest. With --via cli the user only runs `facecluster suggest --json
+--limit 1` and the question's own "yes" or "no" command line (subprocesses; the gain ranker only,
+the CLI has no other); the library is read for the ground truth only.
+
+Prints, after 0, 25, 50, 100, 200, 300 and 600 answers (those up to ANSWERS, and ANSWERS): BCubed
+F1, precision and recall and pairwise F1 on the labelled faces (each face's group is its person;
+unsorted faces are alone), the number of people and the share of "yes" answers so far; then per
+run the median and maximum time of a top-question call (suggestions(limit=1), or the suggest
+command) and of an answer, the run's wall time, and the questions that came back after being
+answered (skipped, never answered twice). Each run's answers (id, chance, the sides' identities,
+the answer) are kept in WORK/runs/SET-RANKER-VIA/answers.jsonl, beside its library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from benchmarks.labelled_lfw import DEFAULT_SHARED, lfw_images
+from benchmarks.perturb_lfw import perturb
+from facecluster import Library
+from facecluster.evaluation.clustering import ClusteringScores, score_clustering
+from facecluster.evaluation.labels import folder_labels, labelled_faces
+from facecluster.storage.index import FaceIndex
+from facecluster.storage.people import People
+
+MIN_PHOTOS = 6
+MAX_PHOTOS = 40
+SEED = 0
+CHECKPOINTS = (0, 25, 50, 100, 200, 300, 600)
+SETS = ("clean", "hard")
+RANKERS = ("gain", "closest")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A question as the simulated user sees it: its id, per side (person id or None, first face), its chance."""
+
+    id: str
+    sides: tuple[tuple[int | None, int], tuple[int | None, int]]
+    probability: float
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    answers: int
+    scores: ClusteringScores
+    people: int
+    yes_share: float
+
+
+@dataclass
+class Run:
+    """One simulated user's session on one set with one ranker."""
+
+    name: str
+    ranker: str
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    asking_ms: list[float] = field(default_factory=list)
+    answering_ms: list[float] = field(default_factory=list)
+    repeats: list[str] = field(default_factory=list)
+    """Ids of questions asked again after being answered."""
+    exhausted: bool = False
+    """Whether the questions ran out before the last checkpoint."""
+    seconds: float = 0.0
+
+
+def chosen_photos(images: Path) -> list[Path]:
+    """The first MAX_PHOTOS photos (by name) of each LFW person with at least MIN_PHOTOS."""
+    chosen: list[Path] = []
+    for folder in sorted(p for p in images.iterdir() if p.is_dir()):
+        photos = sorted(folder.glob("*.jpg"))
+        if len(photos) >= MIN_PHOTOS:
+            chosen += photos[:MAX_PHOTOS]
+    return chosen
+
+
+def build_photos(name: str, photos: list[Path], folder: Path) -> None:
+    """Write the set's photo folder (NAME/NAME_NNNN.jpg): links to LFW (clean) or perturbed copies (hard)."""
+    for source in photos:
+        target = folder / source.parent.name / source.name
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name == "clean":
+            target.symlink_to(source)
+            continue
+        rng = random.Random(f"{SEED}/mixed/{source.name}")
+        with Image.open(source) as image:
+            perturb(image.convert("RGB"), "mixed", rng).save(target, quality=95)
+
+
+def build_set(name: str, images: Path, work: Path) -> Path:
+    """The set's scanned output folder (photos written and scanned where missing; an incremental scan)."""
+    photos, output = work / name / "photos", work / name / "output"
+    build_photos(name, chosen_photos(images), photos)
+    started = time.perf_counter()
+    outcome = Library.create(photos, output).scan()
+    print(
+        f"{name}: {outcome.stats.photos} photos, {outcome.stats.people} people in {output}"
+        f" (scan {time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
+    return output
+
+
+def face_identities(output: Path) -> dict[int, str]:
+    """Face id -> LFW identity of each photo's scored face in a scanned set (bystanders left out)."""
+    library = Library.open(output)
+    index = FaceIndex(output, readonly=True)
+    try:
+        photos = index.photos()
+    finally:
+        index.close()
+    return labelled_faces(library.outcome(), folder_labels(photos)).identity
+
+
+def memberships(output: Path) -> dict[int, int]:
+    """Face id -> person id of every grouped face, as the index holds them now."""
+    index = FaceIndex(output, readonly=True)
+    try:
+        return {face: person for face, (person, _) in People(index).members().items()}
+    finally:
+        index.close()
+
+
+def side_identity(side: tuple[int | None, int], members: dict[int, int], truth: dict[int, str]) -> str | None:
+    """A person's majority identity among their labelled faces, or an unsorted face's own; None when unknown."""
+    person, face = side
+    if person is None:
+        return truth.get(face)
+    labels = Counter(truth[f] for f in sorted(members) if members[f] == person and f in truth)
+    return labels.most_common(1)[0][0] if labels else None
+
+
+def checkpoint(answers: int, yes: int, members: dict[int, int], truth: dict[int, str]) -> Checkpoint:
+    """Scores of the labelled faces' grouping now (unsorted faces alone)."""
+    faces = sorted(truth)
+    scores = score_clustering([truth[f] for f in faces], [members.get(f, -1) for f in faces])
+    return Checkpoint(answers, scores, len(set(members.values())), yes / answers if answers else 0.0)
+
+
+class LibraryUser:
+    """Asks and answers through the typed API."""
+
+    def __init__(self, output: Path, ranker: str) -> None:
+        self.library = Library.open(output)
+        self.ranker = ranker
+
+    def ask(self, limit: int) -> list[Asked]:
+        questions = self.library.suggestions(limit, order=self.ranker)
+        return [
+            Asked(q.id, ((q.first.person, q.first.faces[0]), (q.second.person, q.second.faces[0])), q.probability)
+            for q in questions
+        ]
+
+    def answer(self, question: Asked, same: bool) -> None:
+        with self.library.corrections(f"suggest: {question.id} {'yes' if same else 'no'}") as edit:
+            edit.answer(question.id, same)
+
+
+class CliUser:
+    """Asks with `facecluster suggest --json` and answers with the question's own command line."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.commands: dict[str, dict[str, list[str]]] = {}
+
+    def ask(self, limit: int) -> list[Asked]:
+        command = [sys.executable, "-m", "facecluster", "suggest", "-o", str(self.output), "--json"]
+        printed = subprocess.run([*command, "--limit", str(limit)], capture_output=True, text=True, check=True)
+        asked = []
+        for document in json.loads(printed.stdout):
+            self.commands[document["id"]] = {"yes": document["yes"], "no": document["no"]}
+            sides = tuple(_cli_side(document[key]) for key in ("first", "second"))
+            asked.append(Asked(document["id"], (sides[0], sides[1]), document["probability"]))
+        return asked
+
+    def answer(self, question: Asked, same: bool) -> None:
+        subprocess.run(self.commands[question.id]["yes" if same else "no"], capture_output=True, check=True)
+
+
+def _cli_side(side: dict) -> tuple[int | None, int]:
+    """(person id or None, first face) of a side of `suggest --json` ('p7', 'f12')."""
+    person = side["person"]
+    return (None if person is None else int(person[1:]), int(side["faces"][0][1:]))
+
+
+def simulate(name: str, output: Path, ranker: str, via: str, answers: int, work: Path) -> Run:
+    """Answer ``answers`` top questions from the ground truth on a fresh copy of ``output``."""
+    truth = face_identities(output)
+    copy = work / "runs" / f"{name}-{ranker}-{via}"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(output, copy, symlinks=True)
+    run = Run(name, ranker)
+    started = time.perf_counter()
+    user = LibraryUser(copy, ranker) if via == "library" else CliUser(copy)
+    marks = sorted({c for c in CHECKPOINTS if c <= answers} | {answers})
+    members = memberships(copy)
+    run.checkpoints.append(checkpoint(0, 0, members, truth))
+    answered: set[str] = set()
+    yes = 0
+    records: list[dict[str, object]] = []
+    while len(answered) < marks[-1]:
+        limit, tick = len(run.repeats) + 1, time.perf_counter()
+        questions = user.ask(limit)
+        run.asking_ms.append((time.perf_counter() - tick) * 1000)
+        run.repeats += [q.id for q in questions if q.id in answered and q.id not in run.repeats]
+        question = next((q for q in questions if q.id not in answered), None)
+        if question is None:
+            if len(questions) < limit:
+                run.exhausted = True
+                break
+            continue  # only answered questions came back: ask for one more
+        first, second = (side_identity(side, members, truth) for side in question.sides)
+        same = first is not None and first == second
+        tick = time.perf_counter()
+        user.answer(question, same)
+        run.answering_ms.append((time.perf_counter() - tick) * 1000)
+        answered.add(question.id)
+        yes += same
+        records.append({"id": question.id, "probability": question.probability, "sides": [first, second], "same": same})
+        members = memberships(copy)
+        if len(answered) in marks:
+            run.checkpoints.append(checkpoint(len(answered), yes, members, truth))
+    if run.exhausted and run.checkpoints[-1].answers != len(answered):
+        run.checkpoints.append(checkpoint(len(answered), yes, members, truth))
+    run.seconds = time.perf_counter() - started
+    (copy / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run
+
+
+def print_table(runs: list[Run]) -> None:
+    print(f"\n{'set':<6} {'ranker':<8} {'answers':>7} | B3 F1 | B3 P  | B3 R  | pair F1 | people | yes")
+    for run in runs:
+        for point in run.checkpoints:
+            s = point.scores
+            print(
+                f"{run.name:<6} {run.ranker:<8} {point.answers:>7} | {s.bcubed_f1:.3f} | {s.bcubed_precision:.3f} |"
+                f" {s.bcubed_recall:.3f} | {s.pairwise_f1:7.3f} | {point.people:6d} | {point.yes_share:.2f}"
+            )
+    print()
+    for run in runs:
+        if not run.asking_ms:
+            continue
+        ask, answer = run.asking_ms, run.answering_ms or [0.0]
+        print(
+            f"{run.name} {run.ranker}: top question median {statistics.median(ask):.0f} ms, max {max(ask):.0f} ms;"
+            f" answer median {statistics.median(answer):.0f} ms, max {max(answer):.0f} ms; wall {run.seconds:.0f} s"
+            + ("; questions ran out" if run.exhausted else "")
+            + (f"; asked again after their answer: {', '.join(run.repeats)}" if run.repeats else "")
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/facecluster-bench-suggest"))
+    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--rankers", default=",".join(RANKERS))
+    parser.add_argument("--answers", type=int, default=300)
+    parser.add_argument("--via", choices=("library", "cli"), default="library")
+    args = parser.parse_args()
+    sets, rankers = args.sets.split(","), args.rankers.split(",")
+    if not set(sets) <= set(SETS) or not set(rankers) <= set(RANKERS):
+        raise SystemExit(f"--sets takes {','.join(SETS)}; --rankers takes {','.join(RANKERS)}")
+    if args.via == "cli" and rankers != ["gain"]:
+        raise SystemExit("--via cli asks the CLI's own questions: use --rankers gain")
+    images = lfw_images(args.shared)
+    runs = []
+    for name in sets:
+        output = build_set(name, images, args.work)
+        for ranker in rankers:
+            run = simulate(name, output, ranker, args.via, args.answers, args.work)
+            print(f"{name} {ranker} via {args.via}: {len(run.asking_ms)} questions in {run.seconds:.0f} s", flush=True)
+            runs.append(run)
+    print_table(runs)
+
+
+if __name__ == "__main__":
+    main()
