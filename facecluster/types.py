@@ -249,7 +249,8 @@ class Question:
     probability: float
     """The estimated chance of a "yes"."""
     gain: float
-    """Face pairs a "yes" brings together."""
+    """What a "yes" brings together: ab / (a + b) for sides of a and b faces (the ranking is by
+    probability x gain)."""
 
     @property
     def kind(self) -> str:

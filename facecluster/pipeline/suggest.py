@@ -2,7 +2,9 @@
 
 The grouping is precise but splits people (pose, age, light). Every question pairs a person with
 another person or with an unsorted face. Its rank is the chance of a "yes" times what a "yes"
-brings together (face pairs of the two sides). The chance comes from a logistic model over how
+brings together: for sides of a and b faces, ab / (a + b), the rise in the faces' share of their
+person in one album (BCubed recall) when the two make up the whole person. So two halves of a
+person come before a face for someone already large. The chance comes from a logistic model over how
 close the two sides' faces lie; answers inform the rest: a "yes" merges the sides (so their
 questions are re-asked about the whole person), a "no" is recorded and bounds the chance of every
 question linking either side to someone much like the other.
@@ -62,7 +64,7 @@ class Ranked:
     probability: float
     """Estimated chance of a "yes"."""
     gain: float
-    """Face pairs a "yes" brings together."""
+    """What a "yes" brings together: ab / (a + b) for sides of a and b faces."""
     distance: float
     """The mean distance of the sides' three closest face pairs."""
     closest: tuple[int, int]
@@ -263,7 +265,7 @@ def rank(
     chance = probability(found.features)
     _bound_by_answers(chance, found.keys(), found.units, faces, said)
     sizes = np.array([len(m) for m in found.units.members], dtype=np.float64)
-    gain = sizes[found.first] * sizes[found.second]
+    gain = sizes[found.first] * sizes[found.second] / (sizes[found.first] + sizes[found.second])
     mean = found.features[:, 1]
     first = mean if order == "closest" else -chance * gain
     ranked = []
