@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facecluster.outputs import write_outputs
 from facecluster.outputs.albums import write_albums
 from facecluster.outputs.people_json import write_people_json
 from facecluster.outputs.report import HEADLESS_CHROMIUM_FLAGS, write_report
@@ -182,6 +183,15 @@ def test_albums_clean_up_after_a_killed_run(outcome: ScanOutcome, tmp_path: Path
     (output / ".people-tmp-dead" / "half").write_text("x")
     write_albums(outcome, output)
     assert sorted(os.listdir(output)) == ["people"]
+
+
+def test_temporary_files_of_a_killed_run_are_removed_and_nothing_else(outcome: ScanOutcome, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+    for name in (".people.json-k2x9a0qz.tmp", ".report.html-0f3jd8sl.tmp", ".mine.tmp", "notes.tmp"):
+        (output / name).write_text("x")
+    write_outputs(outcome, output)
+    assert sorted(p.name for p in output.iterdir() if p.name.endswith(".tmp")) == [".mine.tmp", "notes.tmp"]
 
 
 def test_albums_refuse_targets_outside_root(outcome: ScanOutcome, tmp_path: Path) -> None:
