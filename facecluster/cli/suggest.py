@@ -16,11 +16,11 @@ from pathlib import Path
 
 import click
 
+from facecluster import Question, QuestionSide
 from facecluster.cli.common import COUNT, EXIT_STORAGE, changing, fail, note, output_option, reported
 from facecluster.errors import FaceclusterError
 from facecluster.library import Library
 from facecluster.outputs.files import display_text
-from facecluster.types import Question, QuestionSide
 
 INLINE_IMAGE_TERMINALS = frozenset({"iTerm.app", "WezTerm"})
 """TERM_PROGRAM values of terminals that show images inline (the iTerm2 image escape)."""
