@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -257,17 +258,15 @@ class PeopleEditor:
         return forgotten
 
 
-def _disjoint(ranked: list[Ranked], about: int | None) -> list[Ranked]:
+def _disjoint(ranked: Iterator[Ranked], about: int | None) -> Iterator[Ranked]:
     """The questions that share no person or face (but ``about``) with a better one."""
     taken: set[tuple[str, int]] = set()
-    kept = []
     for question in ranked:
         sides = {("p", question.person), ("p", question.other) if question.face is None else ("f", question.face)}
         sides.discard(("p", about))
         if taken.isdisjoint(sides):
-            kept.append(question)
             taken |= sides
-    return kept
+            yield question
 
 
 def stays(people: People, person: int, other: int) -> tuple[int, int]:
@@ -506,7 +505,7 @@ class Library:
             about = None if person is None else people.resolve(f"p{person}" if isinstance(person, int) else person)
             faces, said = self._askable(index, people)
             ranked = rank(faces, said, order, about, self._nearest_faces(faces))
-            ranked = (_disjoint(ranked, about) if disjoint else ranked)[:limit]
+            ranked = list(islice(_disjoint(ranked, about) if disjoint else ranked, limit))
             best = {
                 person: faces.ids[faces.owners == person][
                     np.argsort(-faces.quality[faces.owners == person], kind="stable")

@@ -44,7 +44,7 @@ def test_the_closest_pairs_are_measured_exactly():
     owners = [int(o) for o in rng.integers(-1, 30, size=400)]
     vectors = unit(np.concatenate([scattered(rng, centres[(o + 40) % 12], 1, 0.07) for o in owners]))
     faces = faces_of(vectors, owners)
-    ranked = rank(faces, Said(frozenset(), {}))
+    ranked = list(rank(faces, Said(frozenset(), {})))
     assert len(ranked) > 40 and any(q.face is not None for q in ranked)
     row_of = {int(face): row for row, face in enumerate(faces.ids)}
     for question in ranked:
@@ -73,15 +73,15 @@ def test_a_yes_that_joins_more_faces_comes_first_and_look_alikes_in_one_photo_ne
     owners = [1] * 10 + [2] * 10 + [3] * 2 + [4] * 3 + [5] * 3
     photos = list(range(28))
     photos[25] = photos[0]  # p5 shares a photo with p1
-    ranked = rank(faces_of(vectors, owners, photos), Said(frozenset(), {}))
+    ranked = list(rank(faces_of(vectors, owners, photos), Said(frozenset(), {})))
     pairs = [(q.person, q.other) for q in ranked]
     assert pairs[0] == (1, 2) and ranked[0].gain == 5 and ranked[0].probability > 0.9
     assert set(pairs[1:3]) == {(1, 3), (2, 3)}
     assert (4, 5) in pairs and (1, 4) not in pairs[:3]
     assert not any({p, o} == {1, 5} for p, o in pairs)  # two faces of one photo are two people
-    closest = rank(faces_of(vectors, owners, photos), Said(frozenset(), {}), order="closest")
+    closest = list(rank(faces_of(vectors, owners, photos), Said(frozenset(), {}), order="closest"))
     assert [q.distance for q in closest] == sorted(q.distance for q in closest)
-    about = rank(faces_of(vectors, owners, photos), Said(frozenset(), {}), about=3)
+    about = list(rank(faces_of(vectors, owners, photos), Said(frozenset(), {}), about=3))
     assert all(3 in (q.person, q.other) for q in about) and {(q.person, q.other) for q in about[:2]} == {(1, 3), (2, 3)}
 
 

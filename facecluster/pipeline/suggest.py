@@ -12,6 +12,7 @@ question linking either side to someone much like the other.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -257,10 +258,10 @@ def candidates(faces: Faces, said: Said, about: int | None = None, nearest: np.n
 
 def rank(
     faces: Faces, said: Said, order: str = "gain", about: int | None = None, nearest: np.ndarray | None = None
-) -> list[Ranked]:
+) -> Iterator[Ranked]:
     """Every question worth asking about these faces (see ``candidates``), best first: by expected
     gain, or with ``order`` "closest" by the distance of the sides' closest faces (a simple ranker,
-    for comparison)."""
+    for comparison). Lazily: a caller that wants the first few reads only those."""
     found = candidates(faces, said, about, nearest)
     chance = probability(found.features)
     _bound_by_answers(chance, found.keys(), found.units, faces, said)
@@ -268,19 +269,11 @@ def rank(
     gain = sizes[found.first] * sizes[found.second] / (sizes[found.first] + sizes[found.second])
     mean = found.features[:, 1]
     first = mean if order == "closest" else -chance * gain
-    ranked = []
     for i in np.lexsort((mean, first)).tolist():
         closest = faces.ids[found.closest[i]]
-        ranked.append(
-            Ranked(
-                *found.sides(faces, i),
-                float(chance[i]),
-                float(gain[i]),
-                float(mean[i]),
-                (int(closest[0]), int(closest[1])),
-            )
+        yield Ranked(
+            *found.sides(faces, i), float(chance[i]), float(gain[i]), float(mean[i]), (int(closest[0]), int(closest[1]))
         )
-    return ranked
 
 
 def _bound_by_answers(chance: np.ndarray, keys: np.ndarray, units: _Units, faces: Faces, said: Said) -> None:
