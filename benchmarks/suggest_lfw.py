@@ -2,7 +2,7 @@
 
     python -m benchmarks.suggest_lfw [--work /tmp/facecluster-bench-suggest] [--shared ../shared]
                                      [--sets clean,hard] [--rankers gain,closest] [--answers 300]
-                                     [--via library|cli] [--keep-bystanders] [--speed]
+                                     [--via library|cli] [--batch 1] [--keep-bystanders] [--speed]
 
 Builds two labelled photo sets in WORK (once; later runs reuse them, and their scans are
 incremental): "clean", the LFW people with at least 6 photos, their first 40 photos each (about
@@ -17,12 +17,13 @@ who the others are; a user of a real library knows everyone; --keep-bystanders k
 answers "no" about them), and answers the top question ANSWERS times, from the ground truth: a
 side's identity is the majority identity of its labelled faces (none for a person without
 labelled faces or an unlabelled unsorted face), and the answer is "yes" iff both sides have the
-same identity. Each
-answer is one correction (committed and regrouped). Rankers: "gain", the suggestion engine
-(``Library.suggestions(order="gain")``), and "closest", the baseline that asks about the pair
-whose closest faces are nearest. With --via cli the user only runs `facecluster suggest --json
---limit 1` and the question's own "yes" or "no" command line (subprocesses; the gain ranker only,
-the CLI has no other); the library is read for the ground truth only.
+same identity. Each answer is one correction (committed and regrouped). Rankers: "gain", the
+suggestion engine (``Library.suggestions(order="gain")``), and "closest", the baseline that asks
+about the pair whose closest faces are nearest. With --via cli the user only runs `facecluster
+suggest --json --limit N` and the question's own "yes" or "no" command line (subprocesses; the
+gain ranker only, the CLI has no other); the library is read for the ground truth only. With
+--batch N the user answers all N questions of each list before asking again (a list asks about
+each person and face once, so every answer's command must still work: failures are listed).
 
 Prints, after 0, 25, 50, 100, 200, 300 and 600 answers (those up to ANSWERS, and ANSWERS): BCubed
 F1, precision and recall and pairwise F1 on the labelled faces (each face's group is its person;
@@ -51,7 +52,7 @@ from PIL import Image
 
 from benchmarks.labelled_lfw import DEFAULT_SHARED, lfw_images
 from benchmarks.perturb_lfw import perturb
-from facecluster import Library
+from facecluster import Library, PeopleError
 from facecluster.evaluation.clustering import ClusteringScores, score_clustering
 from facecluster.evaluation.labels import folder_labels, labelled_faces
 from facecluster.storage.index import FaceIndex
@@ -93,6 +94,8 @@ class Run:
     answering_ms: list[float] = field(default_factory=list)
     repeats: list[str] = field(default_factory=list)
     """Ids of questions asked again after being answered."""
+    failed: list[str] = field(default_factory=list)
+    """Ids of questions whose answer command failed (a stale question in a list)."""
     exhausted: bool = False
     """Whether the questions ran out before the last checkpoint."""
     seconds: float = 0.0
@@ -187,9 +190,13 @@ class LibraryUser:
             for q in questions
         ]
 
-    def answer(self, question: Asked, same: bool) -> None:
-        with self.library.corrections(f"suggest: {question.id} {'yes' if same else 'no'}") as edit:
-            edit.answer(question.id, same)
+    def answer(self, question: Asked, same: bool) -> bool:
+        try:
+            with self.library.corrections(f"suggest: {question.id} {'yes' if same else 'no'}") as edit:
+                edit.answer(question.id, same)
+        except PeopleError:
+            return False
+        return True
 
 
 class CliUser:
@@ -209,8 +216,8 @@ class CliUser:
             asked.append(Asked(document["id"], (sides[0], sides[1]), document["probability"]))
         return asked
 
-    def answer(self, question: Asked, same: bool) -> None:
-        subprocess.run(self.commands[question.id]["yes" if same else "no"], capture_output=True, check=True)
+    def answer(self, question: Asked, same: bool) -> bool:
+        return subprocess.run(self.commands[question.id]["yes" if same else "no"], capture_output=True).returncode == 0
 
 
 def _cli_side(side: dict) -> tuple[int | None, int]:
@@ -229,15 +236,25 @@ def forget_bystanders(output: Path, truth: dict[int, str]) -> int:
     return len(strangers)
 
 
-def simulate(
-    name: str, output: Path, ranker: str, via: str, answers: int, work: Path, keep_bystanders: bool = False
-) -> Run:
+@dataclass(frozen=True)
+class Session:
+    """How the simulated user works."""
+
+    via: str
+    """"library" or "cli"."""
+    batch: int = 1
+    """Questions answered from each list (1: ask again after every answer)."""
+    keep_bystanders: bool = False
+
+
+def simulate(name: str, output: Path, ranker: str, session: Session, answers: int, work: Path) -> Run:
     """Answer ``answers`` top questions from the ground truth on a fresh copy of ``output``."""
+    via, batch = session.via, session.batch
     truth = face_identities(output)
-    copy = work / "runs" / f"{name}-{ranker}-{via}"
+    copy = work / "runs" / (f"{name}-{ranker}-{via}" + (f"-batch{batch}" if batch > 1 else ""))
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(output, copy, symlinks=True)
-    if not keep_bystanders:
+    if not session.keep_bystanders:
         print(f"{name}: forgot {forget_bystanders(copy, truth)} bystander faces", flush=True)
     run = Run(name, ranker)
     started = time.perf_counter()
@@ -249,27 +266,31 @@ def simulate(
     yes = 0
     records: list[dict[str, object]] = []
     while len(answered) < marks[-1]:
-        limit, tick = len(run.repeats) + 1, time.perf_counter()
+        limit, tick = batch + len(run.repeats), time.perf_counter()
         questions = user.ask(limit)
         run.asking_ms.append((time.perf_counter() - tick) * 1000)
         run.repeats += [q.id for q in questions if q.id in answered and q.id not in run.repeats]
-        question = next((q for q in questions if q.id not in answered), None)
-        if question is None:
+        fresh = [q for q in questions if q.id not in answered][:batch]
+        if not fresh:
             if len(questions) < limit:
                 run.exhausted = True
                 break
             continue  # only answered questions came back: ask for one more
-        first, second = (side_identity(side, members, truth) for side in question.sides)
-        same = first is not None and first == second
-        tick = time.perf_counter()
-        user.answer(question, same)
-        run.answering_ms.append((time.perf_counter() - tick) * 1000)
-        answered.add(question.id)
-        yes += same
-        records.append({"id": question.id, "probability": question.probability, "sides": [first, second], "same": same})
-        members = memberships(copy)
-        if len(answered) in marks:
-            run.checkpoints.append(checkpoint(len(answered), yes, members, truth))
+        for question in fresh[: marks[-1] - len(answered)]:
+            first, second = (side_identity(side, members, truth) for side in question.sides)
+            same = first is not None and first == second
+            tick = time.perf_counter()
+            if not user.answer(question, same):
+                run.failed.append(question.id)
+            run.answering_ms.append((time.perf_counter() - tick) * 1000)
+            answered.add(question.id)
+            yes += same
+            records.append(
+                {"id": question.id, "probability": question.probability, "sides": [first, second], "same": same}
+            )
+            members = memberships(copy)
+            if len(answered) in marks:
+                run.checkpoints.append(checkpoint(len(answered), yes, members, truth))
     if run.exhausted and run.checkpoints[-1].answers != len(answered):
         run.checkpoints.append(checkpoint(len(answered), yes, members, truth))
     run.seconds = time.perf_counter() - started
@@ -296,6 +317,7 @@ def print_table(runs: list[Run]) -> None:
             f" answer median {statistics.median(answer):.0f} ms, max {max(answer):.0f} ms; wall {run.seconds:.0f} s"
             + ("; questions ran out" if run.exhausted else "")
             + (f"; asked again after their answer: {', '.join(run.repeats)}" if run.repeats else "")
+            + (f"; answers that failed: {', '.join(run.failed)}" if run.failed else "")
         )
 
 
@@ -329,6 +351,7 @@ def main() -> None:
     parser.add_argument("--rankers", default=",".join(RANKERS))
     parser.add_argument("--answers", type=int, default=300)
     parser.add_argument("--via", choices=("library", "cli"), default="library")
+    parser.add_argument("--batch", type=int, default=1, help="answer N questions of each list before asking again")
     parser.add_argument("--keep-bystanders", action="store_true", help="ask about unlabelled faces too (answer: no)")
     parser.add_argument("--speed", action="store_true", help="also time `suggest --json` on the whole of LFW")
     args = parser.parse_args()
@@ -342,7 +365,8 @@ def main() -> None:
     for name in sets:
         output = build_set(name, images, args.work)
         for ranker in rankers:
-            run = simulate(name, output, ranker, args.via, args.answers, args.work, args.keep_bystanders)
+            session = Session(args.via, args.batch, args.keep_bystanders)
+            run = simulate(name, output, ranker, session, args.answers, args.work)
             print(f"{name} {ranker} via {args.via}: {len(run.asking_ms)} questions in {run.seconds:.0f} s", flush=True)
             runs.append(run)
     print_table(runs)
