@@ -28,10 +28,11 @@ each person and face once, so every answer's command must still work: failures a
 Prints, after 0, 25, 50, 100, 200, 300 and 600 answers (those up to ANSWERS, and ANSWERS): BCubed
 F1, precision and recall and pairwise F1 on the labelled faces (each face's group is its person;
 unsorted faces are alone), the number of people and the share of "yes" answers so far; then per
-run the median and maximum time of a top-question call (suggestions(limit=1), or the suggest
-command) and of an answer, the run's wall time, and the questions that came back after being
-answered (skipped, never answered twice). Each run's answers (id, chance, the sides' identities,
-the answer) are kept in WORK/runs/SET-RANKER-VIA/answers.jsonl, beside its library.
+run the median and maximum time of a suggest call (suggestions(limit=BATCH), or the suggest
+command) and of an answer, the run's wall time, the questions that came back after being
+answered (skipped, never answered twice) and the answers whose command failed. Each run's
+answers (id, chance, the sides' identities, the answer) are kept in
+WORK/runs/SET-RANKER-VIA[-batchN]/answers.jsonl, beside its library.
 """
 
 from __future__ import annotations
@@ -313,7 +314,7 @@ def print_table(runs: list[Run]) -> None:
             continue
         ask, answer = run.asking_ms, run.answering_ms or [0.0]
         print(
-            f"{run.name} {run.ranker}: top question median {statistics.median(ask):.0f} ms, max {max(ask):.0f} ms;"
+            f"{run.name} {run.ranker}: suggest call median {statistics.median(ask):.0f} ms, max {max(ask):.0f} ms;"
             f" answer median {statistics.median(answer):.0f} ms, max {max(answer):.0f} ms; wall {run.seconds:.0f} s"
             + ("; questions ran out" if run.exhausted else "")
             + (f"; asked again after their answer: {', '.join(run.repeats)}" if run.repeats else "")
@@ -367,7 +368,11 @@ def main() -> None:
         for ranker in rankers:
             session = Session(args.via, args.batch, args.keep_bystanders)
             run = simulate(name, output, ranker, session, args.answers, args.work)
-            print(f"{name} {ranker} via {args.via}: {len(run.asking_ms)} questions in {run.seconds:.0f} s", flush=True)
+            print(
+                f"{name} {ranker} via {args.via}: {len(run.asking_ms)} suggest calls,"
+                f" {len(run.answering_ms)} answers in {run.seconds:.0f} s",
+                flush=True,
+            )
             runs.append(run)
     print_table(runs)
     if args.speed:
