@@ -19,9 +19,12 @@ side's identity is the majority identity of its labelled faces (none for a perso
 labelled faces or an unlabelled unsorted face), and the answer is "yes" iff both sides have the
 same identity. Each answer is one correction (committed and regrouped). Rankers: "gain", the
 suggestion engine (``Library.suggestions(order="gain")``), and "closest", the baseline that asks
-about the pair whose closest faces are nearest. With --via cli the user only runs `facecluster
-suggest --json --limit N` and the question's own "yes" or "no" command line (subprocesses; the
-gain ranker only, the CLI has no other); the library is read for the ground truth only. With
+about the pair whose closest faces are nearest; and on request two bounds rather than rankers,
+which know the truth and never meet a "no": "best" makes the merge of two fragments of one
+identity that raises BCubed recall most (the best possible order of merges), "best-asked" answers
+the engine's question (of its first 1,000) whose "yes" raises it most. With --via cli the user
+only runs `facecluster suggest --json --limit N` and the question's own "yes" or "no" command line
+(subprocesses; the gain ranker only, the CLI has no other); the library is read for the ground truth only. With
 --batch N the user answers all N questions of each list before asking again (a list asks about
 each person and face once, so every answer's command must still work: failures are listed).
 
@@ -53,7 +56,7 @@ from PIL import Image
 
 from benchmarks.labelled_lfw import DEFAULT_SHARED, lfw_images
 from benchmarks.perturb_lfw import perturb
-from facecluster import Library, PeopleError
+from facecluster import Library, PeopleError, QuestionSide
 from facecluster.evaluation.clustering import ClusteringScores, score_clustering
 from facecluster.evaluation.labels import folder_labels, labelled_faces
 from facecluster.storage.index import FaceIndex
@@ -65,6 +68,10 @@ SEED = 0
 CHECKPOINTS = (0, 25, 50, 100, 200, 300, 600)
 SETS = ("clean", "hard")
 RANKERS = ("gain", "closest")
+BEST, BEST_ASKED = "best", "best-asked"
+"""Bounds that know the answers: the best possible order of merges, and of the engine's questions."""
+ASKED_POOL = 1000
+"""How many of the engine's questions best-asked chooses from."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,96 @@ class CliUser:
         return subprocess.run(self.commands[question.id]["yes" if same else "no"], capture_output=True).returncode == 0
 
 
+class BestUser:
+    """Knows the truth and makes the merge that helps most (2ab / n for two fragments of a and b of
+    an identity's n faces: the BCubed recall it adds), never asking a "no": the best possible order."""
+
+    def __init__(self, output: Path, truth: dict[int, str]) -> None:
+        self.library, self.output, self.truth = Library.open(output), output, truth
+        self.totals = Counter(truth.values())
+        self.created = 0
+
+    def ask(self, limit: int) -> list[Asked]:
+        members = memberships(self.output)
+        labels = person_labels(members, self.truth)
+        fragments: dict[str, list[tuple[int, tuple[int | None, int]]]] = {}
+        for person, counts in labels.items():
+            identity, count = counts.most_common(1)[0]
+            first = min(f for f, p in members.items() if p == person)
+            fragments.setdefault(identity, []).append((count, (person, first)))
+        for face, identity in self.truth.items():
+            if face not in members:
+                fragments.setdefault(identity, []).append((1, (None, face)))
+        merges = []
+        for identity, parts in fragments.items():
+            if len(parts) > 1:
+                (a, first), (b, second) = sorted(parts, key=lambda part: part[0], reverse=True)[:2]
+                merges.append((2 * a * b / self.totals[identity], first, second))
+        merges.sort(key=lambda merge: merge[0], reverse=True)
+        return [
+            Asked(f"best-{_key(first)}-{_key(second)}", (first, second), 1.0) for _, first, second in merges[:limit]
+        ]
+
+    def answer(self, question: Asked, same: bool) -> bool:
+        (person, face), (other, other_face) = question.sides
+        with self.library.corrections(f"best: {question.id}") as edit:
+            if person is not None and other is not None:
+                edit.merge(f"p{person}", f"p{other}")
+            elif person is not None or other is not None:
+                edit.move(
+                    f"f{other_face if person is not None else face}", f"p{person if person is not None else other}"
+                )
+            else:
+                self.created += 1
+                target = edit.move(f"f{face}", f"together {self.created}", create=True)
+                edit.move(f"f{other_face}", f"p{target}")
+        return True
+
+
+class BestAskedUser(LibraryUser):
+    """Knows the truth and answers, of the engine's questions, only the "yes" that adds most BCubed
+    recall (2ab / n, as BestUser): how far the ranking alone is from the best of what is asked."""
+
+    def __init__(self, output: Path, truth: dict[int, str]) -> None:
+        super().__init__(output, "gain")
+        self.output, self.truth, self.totals = output, truth, Counter(truth.values())
+
+    def ask(self, limit: int) -> list[Asked]:
+        labels = person_labels(memberships(self.output), self.truth)
+
+        def counts(side: QuestionSide) -> Counter[str]:
+            if side.person is not None:
+                return labels.get(side.person, Counter())
+            return Counter([self.truth[side.faces[0]]]) if side.faces[0] in self.truth else Counter()
+
+        merges = []
+        for question in self.library.suggestions(ASKED_POOL, order="gain", disjoint=False):
+            first, second = counts(question.first), counts(question.second)
+            identity = first.most_common(1)[0][0] if first else None
+            if identity is not None and second and second.most_common(1)[0][0] == identity:
+                merges.append((2 * first[identity] * second[identity] / self.totals[identity], question))
+        merges.sort(key=lambda merge: merge[0], reverse=True)
+        return [
+            Asked(q.id, ((q.first.person, q.first.faces[0]), (q.second.person, q.second.faces[0])), q.probability)
+            for _, q in merges[:limit]
+        ]
+
+
+def person_labels(members: dict[int, int], truth: dict[int, str]) -> dict[int, Counter[str]]:
+    """Person id -> how many of their faces each identity has (labelled faces only)."""
+    labels: dict[int, Counter[str]] = {}
+    for face, person in members.items():
+        if face in truth:
+            labels.setdefault(person, Counter())[truth[face]] += 1
+    return labels
+
+
+def _key(side: tuple[int | None, int]) -> str:
+    """'p7' for a person, 'f12' for an unsorted face."""
+    person, face = side
+    return f"f{face}" if person is None else f"p{person}"
+
+
 def _cli_side(side: dict) -> tuple[int | None, int]:
     """(person id or None, first face) of a side of `suggest --json` ('p7', 'f12')."""
     person = side["person"]
@@ -259,7 +356,11 @@ def simulate(name: str, output: Path, ranker: str, session: Session, answers: in
         print(f"{name}: forgot {forget_bystanders(copy, truth)} bystander faces", flush=True)
     run = Run(name, ranker)
     started = time.perf_counter()
-    user = LibraryUser(copy, ranker) if via == "library" else CliUser(copy)
+    bounds = {BEST: BestUser, BEST_ASKED: BestAskedUser}
+    if ranker in bounds:
+        user = bounds[ranker](copy, truth)
+    else:
+        user = LibraryUser(copy, ranker) if via == "library" else CliUser(copy)
     marks = sorted({c for c in CHECKPOINTS if c <= answers} | {answers})
     members = memberships(copy)
     run.checkpoints.append(checkpoint(0, 0, members, truth))
@@ -300,12 +401,12 @@ def simulate(name: str, output: Path, ranker: str, session: Session, answers: in
 
 
 def print_table(runs: list[Run]) -> None:
-    print(f"\n{'set':<6} {'ranker':<8} {'answers':>7} | B3 F1 | B3 P  | B3 R  | pair F1 | people | yes")
+    print(f"\n{'set':<6} {'ranker':<10} {'answers':>7} | B3 F1 | B3 P  | B3 R  | pair F1 | people | yes")
     for run in runs:
         for point in run.checkpoints:
             s = point.scores
             print(
-                f"{run.name:<6} {run.ranker:<8} {point.answers:>7} | {s.bcubed_f1:.3f} | {s.bcubed_precision:.3f} |"
+                f"{run.name:<6} {run.ranker:<10} {point.answers:>7} | {s.bcubed_f1:.3f} | {s.bcubed_precision:.3f} |"
                 f" {s.bcubed_recall:.3f} | {s.pairwise_f1:7.3f} | {point.people:6d} | {point.yes_share:.2f}"
             )
     print()
@@ -357,8 +458,9 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="also time `suggest --json` on the whole of LFW")
     args = parser.parse_args()
     sets, rankers = args.sets.split(","), args.rankers.split(",")
-    if not set(sets) <= set(SETS) or not set(rankers) <= set(RANKERS):
-        raise SystemExit(f"--sets takes {','.join(SETS)}; --rankers takes {','.join(RANKERS)}")
+    known = (*RANKERS, BEST, BEST_ASKED)
+    if not set(sets) <= set(SETS) or not set(rankers) <= set(known):
+        raise SystemExit(f"--sets takes {','.join(SETS)}; --rankers takes {','.join(known)}")
     if args.via == "cli" and rankers != ["gain"]:
         raise SystemExit("--via cli asks the CLI's own questions: use --rankers gain")
     images = lfw_images(args.shared)
