@@ -1,6 +1,6 @@
 """Detection recall, false positives and per-stage time on ../shared face data.
 
-    python benchmarks/detection.py [--shared ../shared] [--limit N]
+    python benchmarks/detection.py [--shared ../shared] [--limit N] [--min-side PX] [--max-side PX]
 
 Group photos (PASCAL VOC, dlib imglab boxes): a detection matches an annotated box
 when their IoU >= 0.3 (the annotations are tight square boxes, RetinaFace's are
@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from facecluster.inference.analyzer import FaceAnalyzer
-from facecluster.inference.detector import DEFAULT_SCORE_THRESHOLD, Detection, FaceDetector
+from facecluster.inference.detector import (
+    DEFAULT_DETECT_SIDE,
+    DEFAULT_MIN_DETECT_SIDE,
+    DEFAULT_SCORE_THRESHOLD,
+    Detection,
+    FaceDetector,
+)
 from facecluster.inference.images import load_image
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
@@ -132,19 +138,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N WebFaces photos")
+    parser.add_argument("--min-side", type=int, default=DEFAULT_MIN_DETECT_SIDE, help="enlarge smaller photos to this")
+    parser.add_argument("--max-side", type=int, default=DEFAULT_DETECT_SIDE, help="shrink larger photos to this")
+    parser.add_argument("--no-stages", action="store_true", help="skip the per-stage timing")
     args = parser.parse_args()
     data = args.shared / "data"
     if not data.is_dir():
         raise SystemExit(f"{data} not found: this benchmark needs the shared face data")
-    detector = FaceDetector(score_threshold=min(THRESHOLDS))
-    print(f"detector on {detector.runtime.label}")
+    detector = FaceDetector(score_threshold=min(THRESHOLDS), min_side=args.min_side, max_side=args.max_side)
+    print(f"detector on {detector.runtime.label}; photos enlarged to {args.min_side} px, shrunk to {args.max_side} px")
     groups = group_photo_truth(data / "group-photos")
     detection_table("group photos", groups, match_boxes, detector)
     web = dict(webfaces_truth(data / "webfaces"))
     if args.limit:
         web = dict(list(web.items())[: args.limit])
     detection_table("WebFaces", web, match_eyes, detector)
-    stage_table(list(groups) + list(web))
+    if not args.no_stages:
+        stage_table(list(groups) + list(web))
 
 
 if __name__ == "__main__":

@@ -96,11 +96,12 @@ _NEW_INDEX_HINT = (
 )
 
 
-def load_face_analyzer(device: str) -> Analyzer:
-    """The bundled models on ``device``, with face thumbnails (loads onnxruntime)."""
+def load_face_analyzer(device: str, workers: int | None = None) -> Analyzer:
+    """The bundled models on ``device``, with face thumbnails, analysing ``workers`` photos at once
+    (default: one per core); loads onnxruntime."""
     from facecluster.inference.analyzer import FaceAnalyzer
 
-    return FaceAnalyzer(device=device, thumbnails=True)
+    return FaceAnalyzer(device=device, thumbnails=True, workers=workers)
 
 
 def _faces_text(faces: list[int]) -> str:
@@ -284,7 +285,9 @@ def stays(people: People, person: int, other: int) -> tuple[int, int]:
 class Library:
     """A photo folder and its output folder. Build one with ``create`` (to scan) or ``open`` (an earlier scan)."""
 
-    def __init__(self, photos: Path, output: Path, load_analyzer: Callable[[str], Analyzer] | None = None) -> None:
+    def __init__(
+        self, photos: Path, output: Path, load_analyzer: Callable[[str, int | None], Analyzer] | None = None
+    ) -> None:
         self.photos = photos
         """The scanned folder (resolved)."""
         self.output = output
@@ -300,19 +303,19 @@ class Library:
         cls,
         photos: str | Path,
         output: str | Path = DEFAULT_OUTPUT,
-        load_analyzer: Callable[[str], Analyzer] | None = None,
+        load_analyzer: Callable[[str, int | None], Analyzer] | None = None,
     ) -> Library:
         """The library of ``photos`` with its outputs in ``output`` (made by the first scan; reused if present).
 
         The output folder may not lie inside the photo folder or hold it (InvalidInput).
-        ``load_analyzer(device)`` replaces the bundled models (tests use a stand-in).
+        ``load_analyzer(device, workers)`` replaces the bundled models (tests use a stand-in).
         """
         root, out = check_folders(Path(photos).expanduser(), Path(output).expanduser())
         return cls(root, out, load_analyzer)
 
     @classmethod
     def open(
-        cls, output: str | Path = DEFAULT_OUTPUT, load_analyzer: Callable[[str], Analyzer] | None = None
+        cls, output: str | Path = DEFAULT_OUTPUT, load_analyzer: Callable[[str, int | None], Analyzer] | None = None
     ) -> Library:
         """The library an earlier scan wrote to ``output``; NoLibrary when there is none."""
         out = Path(output).expanduser().resolve()
@@ -772,7 +775,7 @@ class Library:
             query = Path(query)
             if not query.is_file():
                 raise InvalidInput(f"{name}: neither a photo nor a face id of this index")
-        analyzer = self._load_analyzer(device)
+        analyzer = self._load_analyzer(device, 1)
         result = next(iter(analyzer.analyze_many([query])))
         if result.error is not None:
             raise result.error

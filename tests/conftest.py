@@ -45,7 +45,7 @@ def photos(tmp_path: Path) -> Path:
 @pytest.fixture()
 def library(photos: Path, tmp_path: Path, fake: FakeAnalyzer) -> Library:
     """``photos`` scanned with the stand-in analyzer into tmp_path/out."""
-    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake)
+    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device, workers: fake)
     library.scan()
     return library
 

@@ -37,3 +37,20 @@ def test_large_faces_are_reduced_before_warping(factor):
     chip_small = align_face(small, TEMPLATE.copy()).astype(float)
     chip_large = align_face(large, TEMPLATE * factor).astype(float)
     assert np.abs(chip_small - chip_large).mean() < 4.0
+
+
+def test_a_face_in_a_large_photo_reads_only_its_region():
+    """The chip of a small face in a 12-MP photo equals the chip from a crop around it, border faces too."""
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 256, size=(3024, 4032, 3), dtype=np.uint8)
+    for left, top in ((1800, 1400), (0, 0), (3990, 2990)):
+        landmarks = TEMPLATE * 0.4 + np.array([left, top])
+        crop = photo[max(0, top - 40) : top + 120, max(0, left - 40) : left + 120]
+        offset = np.array([max(0, left - 40), max(0, top - 40)])
+        chip, expected = align_face(photo, landmarks), align_face(crop, landmarks - offset)
+        np.testing.assert_allclose(chip, expected, atol=1)  # the shift changes rounding, by one level at most
+
+
+def test_a_face_outside_the_photo_gives_a_black_chip():
+    photo = np.full((100, 100, 3), 200, dtype=np.uint8)
+    assert not align_face(photo, TEMPLATE * 0.2 + 500).any()

@@ -92,12 +92,12 @@ def test_another_folder_is_refused_unless_the_photos_moved(library, photos, tmp_
     other = tmp_path / "other"
     write_photo(other / "someone.png", [42])
     with pytest.raises(InvalidInput, match="belongs to the photo folder"):
-        Library.create(other, library.output, load_analyzer=lambda device: fake).scan()
+        Library.create(other, library.output, load_analyzer=lambda device, workers: fake).scan()
     assert snapshot(library) == before
     moved = tmp_path / "new-disk" / "Photos"
     moved.parent.mkdir()
     photos.rename(moved)
-    outcome = Library.create(moved, library.output, load_analyzer=lambda device: fake).scan(
+    outcome = Library.create(moved, library.output, load_analyzer=lambda device, workers: fake).scan(
         ScanOptions(new_folder=True)
     )
     assert outcome.stats.analysed == 0 and len(fake.seen) == seen and outcome.stats.missing == 0

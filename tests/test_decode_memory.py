@@ -106,7 +106,7 @@ def test_a_scan_skips_the_huge_png_with_its_reason_and_goes_on(tmp_path: Path, h
     photos.mkdir()
     (photos / "huge16.png").symlink_to(huge_16_bit)
     (photos / "bush.jpg").write_bytes((EXAMPLES / "George_W_Bush_0001.jpg").read_bytes())
-    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: analyzer)
+    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device, workers: analyzer)
     outcome = library.scan()
     assert outcome.stats.faces == 1
     [skipped] = outcome.skipped

@@ -33,6 +33,21 @@ def test_blank_and_noise_images_have_no_face():
 def test_downscaled_detection_reports_full_resolution_coordinates():
     rgb = load_image(EXAMPLES / "George_W_Bush_0001.jpg").rgb
     big = np.repeat(np.repeat(rgb, 4, axis=0), 4, axis=1)
-    small_face = FaceDetector(device="cpu").detect(rgb)[0]
+    small_face = FaceDetector(device="cpu", min_side=1).detect(rgb)[0]  # both seen at 250 px
     big_face = FaceDetector(device="cpu", max_side=250).detect(big)[0]
     np.testing.assert_allclose(big_face.landmarks / 4, small_face.landmarks, atol=1.5)
+
+
+def test_small_photos_are_enlarged_and_report_their_own_coordinates():
+    """A group photo shrunk to 200 px: enlarged before detection, it keeps faces a plain pass misses."""
+    from PIL import Image
+
+    photo = Image.open(EXAMPLES / "group_2007_007763.jpg").convert("RGB")
+    small = np.asarray(photo.resize((200, 150), Image.Resampling.LANCZOS))
+    plain = FaceDetector(device="cpu", min_side=1).detect(small)
+    enlarged = FaceDetector(device="cpu").detect(small)
+    assert len(enlarged) > len(plain)
+    full = FaceDetector(device="cpu").detect(np.asarray(photo))
+    for face in enlarged:  # each lies where a face of the full-size photo lies, in the small photo's pixels
+        nearest = min(np.abs(f.landmarks * 200 / photo.width - face.landmarks).max() for f in full)
+        assert nearest < 3

@@ -86,7 +86,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> Library:
     for variant in range(10, 310):
         write_photo(photos / "more" / f"{variant}.png", [(ALICE, BOB, CAROL)[variant % 3]], variant)
     fake = FakeAnalyzer()
-    library = Library.create(photos, photos.parent / "out", load_analyzer=lambda device: fake)
+    library = Library.create(photos, photos.parent / "out", load_analyzer=lambda device, workers: fake)
     library.scan()
     with library.corrections() as edit:
         edit.name(min(library.people(), key=lambda p: len(p.faces)).id, "Carol")

@@ -24,7 +24,7 @@ from tests.fakes import ALICE, by_size, colour, embedding, write_photo
 
 
 def test_scan_returns_a_typed_outcome(photos, tmp_path, fake):
-    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake)
+    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device, workers: fake)
     outcome = library.scan()
     stats = outcome.stats
     assert (stats.files, stats.analysed, stats.photos, stats.faces) == (12, 12, 11, 12)
@@ -154,7 +154,7 @@ def test_photos_copied_elsewhere_are_not_analysed_again(library, photos, fake):
 
 def test_copies_are_analysed_once(photos, tmp_path, fake):
     shutil.copy2(photos / "carol.png", photos / "carol-copy.png")
-    outcome = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake).scan()
+    outcome = Library.create(photos, tmp_path / "out", load_analyzer=lambda device, workers: fake).scan()
     assert outcome.stats.files == 13 and outcome.stats.analysed == 12
     carol = next(p for p in outcome.people if len(p.faces) == 2)
     assert [(photo.relative, photo.copies) for photo in carol.photos if photo.copies] == [
@@ -190,7 +190,7 @@ def test_a_library_whose_first_scan_is_still_running_is_busy(photos, tmp_path):
 def test_a_content_that_cannot_be_decoded_is_tried_once_per_scan(photos, tmp_path, fake):
     for n in range(3):
         shutil.copy2(photos / "broken.jpg", photos / f"broken-{n}.jpg")
-    outcome = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake).scan()
+    outcome = Library.create(photos, tmp_path / "out", load_analyzer=lambda device, workers: fake).scan()
     assert sum(source == b"not a picture" for source in fake.seen) == 1
     assert outcome.stats.analysed == 12 and outcome.stats.skipped == 4
 
@@ -207,7 +207,7 @@ def test_a_busy_output_folder_is_refused(library):
 
 
 def test_plan_writes_nothing(photos, tmp_path, fake):
-    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake)
+    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device, workers: fake)
     plan = library.plan(ScanOptions(exclude=("2021",)))
     assert len(plan.to_read) == 8 and plan.vanished == [] and not (tmp_path / "out").exists()
 

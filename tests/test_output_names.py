@@ -76,7 +76,7 @@ def names_under(folder: Path) -> list[bytes]:
 def test_every_output_takes_long_hostile_and_non_utf8_names(tmp_path: Path, mode: str) -> None:
     photos, out = tmp_path / "photos", tmp_path / "out"
     written = make_photos(photos)
-    library = Library.create(photos, out, load_analyzer=lambda device: FakeAnalyzer())
+    library = Library.create(photos, out, load_analyzer=lambda device, workers: FakeAnalyzer())
     outcome = library.scan(ScanOptions(xmp=True), album_mode=mode)
     assert outcome.stats.faces == len(written) and outcome.stats.no_faces == 3 and outcome.stats.skipped == 1
     assert all(len(name) <= MAX_NAME_BYTES for name in names_under(out))
@@ -135,7 +135,7 @@ class HrefCollector(HTMLParser):
 def test_sidecars_beside_the_originals_skip_names_that_would_be_too_long(tmp_path: Path) -> None:
     photos, out = tmp_path / "photos", tmp_path / "out"
     written = make_photos(photos)
-    library = Library.create(photos, out, load_analyzer=lambda device: FakeAnalyzer())
+    library = Library.create(photos, out, load_analyzer=lambda device, workers: FakeAnalyzer())
     library.scan()
     report = library.write_xmp(beside_originals=True)
     too_long = {relative for relative in written if len(fs_bytes(relative.split("/")[-1])) + 4 > MAX_NAME_BYTES}
@@ -159,7 +159,7 @@ def test_a_sidecar_path_too_long_for_the_system_is_skipped_and_the_others_writte
     (deep / "deep.png").write_bytes(photo_bytes([1], 1))
     (photos / "top.png").write_bytes(photo_bytes([1], 2))
     out = tmp_path / ("o" * 250)  # ... but not under out/xmp/
-    library = Library.create(photos, out, load_analyzer=lambda device: FakeAnalyzer())
+    library = Library.create(photos, out, load_analyzer=lambda device, workers: FakeAnalyzer())
     library.scan()
     report = library.write_xmp()
     assert report.skipped == [("/".join([*folders, "deep.png"]), "its sidecar's path would be too long")]

@@ -105,7 +105,7 @@ def paste(command: str) -> tuple[int, str]:
 @pytest.fixture()
 def hostile_library(photos: Path, tmp_path: Path, fake: FakeAnalyzer) -> Library:
     """The stand-in library scanned into an output folder whose name needs quoting."""
-    library = Library.create(photos, tmp_path / HOSTILE_OUTPUT, load_analyzer=lambda device: fake)
+    library = Library.create(photos, tmp_path / HOSTILE_OUTPUT, load_analyzer=lambda device, workers: fake)
     library.scan()
     return library
 

@@ -200,7 +200,7 @@ def near(photos: Path, tmp_path: Path) -> Library:
     """The stand-in library plus two photos of Alice whose faces are too small to group (unsorted, near her)."""
     write_photo(photos / "small" / "alice_far0.png", [ALICE], variant=SMALL)
     write_photo(photos / "small" / "alice_far1.png", [ALICE], variant=SMALL + 1)
-    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: SmallFaces())
+    library = Library.create(photos, tmp_path / "out", load_analyzer=lambda device, workers: SmallFaces())
     library.scan()
     return library
 

@@ -108,7 +108,9 @@ def test_a_photo_replaced_by_a_fifo_during_a_scan_is_skipped(tmp_path: Path) -> 
     write_photo(photos / "a.png", [1])
     victim = write_photo(photos / "b.png", [1], variant=1)
 
-    def swap_then_load(device: str) -> FakeAnalyzer:  # called after the folder was listed, before reading
+    def swap_then_load(
+        device: str, workers: int | None
+    ) -> FakeAnalyzer:  # called after the folder was listed, before reading
         victim.unlink()
         os.mkfifo(victim)
         return FakeAnalyzer()

@@ -34,7 +34,7 @@ def walked(root: Path, **options: object) -> tuple[list[str], dict[str, str]]:
 
 def scanned(photos: Path, output: Path, **options: object) -> ScanOutcome:
     fake = FakeAnalyzer()
-    return Library.create(photos, output, load_analyzer=lambda device: fake).scan(ScanOptions(**options))  # type: ignore[arg-type]
+    return Library.create(photos, output, load_analyzer=lambda device, workers: fake).scan(ScanOptions(**options))  # type: ignore[arg-type]
 
 
 def skipped(outcome: ScanOutcome) -> dict[str, str]:
@@ -83,7 +83,7 @@ def test_albums_of_a_linked_library_still_work_when_the_links_are_gone(tmp_path:
     for mode in ("symlink", "copy", "hardlink"):
         output = tmp_path / mode
         fake = FakeAnalyzer()
-        Library.create(photos, output, load_analyzer=lambda device, fake=fake: fake).scan(album_mode=mode)
+        Library.create(photos, output, load_analyzer=lambda device, workers, fake=fake: fake).scan(album_mode=mode)
         entries = [p for p in (output / "people").glob("person_*/*") if p.is_file()]
         assert len(entries) == 2
         for entry in entries:
@@ -243,7 +243,7 @@ def test_a_photo_and_a_link_to_it_are_one_photo_with_two_paths(tmp_path: Path) -
     (photos / "favourites").mkdir()
     (photos / "favourites" / "best.png").symlink_to(photos / "2020" / "alice.png")
     fake = FakeAnalyzer()
-    outcome = Library.create(photos, tmp_path / "out", load_analyzer=lambda device: fake).scan()
+    outcome = Library.create(photos, tmp_path / "out", load_analyzer=lambda device, workers: fake).scan()
     assert outcome.stats.files == 3 and outcome.stats.photos == 2 and outcome.stats.faces == 3
     assert len(fake.seen) == 2  # the linked content was analysed once
     (alice,) = outcome.people

@@ -68,6 +68,12 @@ SKIPPED_SHOWN = 10
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout (logs go to stderr).")
 @device_option
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Photos analysed at once, each in its own thread.  [default: one per core]",
+)
 def scan_command(
     photos: Path,
     output: Path,
@@ -84,6 +90,7 @@ def scan_command(
     quiet: bool,
     as_json: bool,
     device: str,
+    workers: int | None,
 ) -> None:
     """Find every face under PHOTOS, group them by person and write albums and a report.
 
@@ -109,6 +116,7 @@ def scan_command(
         follow_symlinks=follow_symlinks,
         grouping=GroupingOptions(method=method, threshold=threshold),
         device=device,
+        workers=workers,
         xmp=xmp,
         new_folder=new_folder,
         allow_empty=allow_empty,

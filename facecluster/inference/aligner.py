@@ -24,6 +24,8 @@ TEMPLATE = np.array(
     ],
     dtype=np.float64,
 )
+EYE_DISTANCE = float(np.linalg.norm(TEMPLATE[1] - TEMPLATE[0]))
+"""Pixels between the eyes on a chip (about 61): a face with fewer in the photo is enlarged onto it."""
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -48,28 +50,28 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def align_face(rgb: np.ndarray, landmarks: np.ndarray, template: np.ndarray = TEMPLATE) -> np.ndarray:
     """Warp the face with these five landmarks onto a CHIP_SIZE x CHIP_SIZE RGB chip.
 
-    Faces much larger than the chip are first box-filtered down by an integer factor
-    (as an image pyramid would), so the bilinear warp never aliases.
+    Only the region the chip covers is read. Faces much larger than the chip are first
+    box-filtered down by an integer factor (as an image pyramid would), so the bilinear warp
+    never aliases.
     """
-    matrix = similarity_transform(np.asarray(landmarks, dtype=np.float64), template)
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    matrix = similarity_transform(landmarks, template)
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    image = None
-    reduction = int(1.0 / scale) if scale > 0 else 1
-    if reduction >= 2:
-        inverse = _invert(matrix)
-        corners = np.array([[0, 0], [CHIP_SIZE, 0], [0, CHIP_SIZE], [CHIP_SIZE, CHIP_SIZE]], dtype=np.float64)
-        footprint = corners @ inverse[:, :2].T + inverse[:, 2]
-        left, top = np.floor(footprint.min(axis=0)).astype(int) - reduction
-        right, bottom = np.ceil(footprint.max(axis=0)).astype(int) + reduction
-        left, top = max(0, left), max(0, top)
-        right, bottom = min(rgb.shape[1], right), min(rgb.shape[0], bottom)
-        if right - left >= reduction and bottom - top >= reduction:
-            image = Image.fromarray(np.ascontiguousarray(rgb[top:bottom, left:right])).reduce(reduction)
-            offset = np.array([left, top], dtype=np.float64)
-            matrix = similarity_transform((np.asarray(landmarks) - offset) / reduction, template)
-    if image is None:
-        image = Image.fromarray(rgb)
+    reduction = max(1, int(1.0 / scale)) if scale > 0 else 1
     inverse = _invert(matrix)
+    corners = np.array([[0, 0], [CHIP_SIZE, 0], [0, CHIP_SIZE], [CHIP_SIZE, CHIP_SIZE]], dtype=np.float64)
+    footprint = corners @ inverse[:, :2].T + inverse[:, 2]
+    margin = reduction if reduction >= 2 else 2  # bilinear sampling reads one pixel beyond the footprint
+    left, top = np.floor(footprint.min(axis=0)).astype(int) - margin
+    right, bottom = np.ceil(footprint.max(axis=0)).astype(int) + margin
+    left, top = max(0, left), max(0, top)
+    right, bottom = min(rgb.shape[1], right), min(rgb.shape[0], bottom)
+    if right - left < reduction or bottom - top < reduction:  # the chip lies outside the photo
+        return np.zeros((CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    image = Image.fromarray(np.ascontiguousarray(rgb[top:bottom, left:right]))
+    if reduction >= 2:
+        image = image.reduce(reduction)
+    inverse = _invert(similarity_transform((landmarks - np.array([left, top], dtype=np.float64)) / reduction, template))
     chip = image.transform(
         (CHIP_SIZE, CHIP_SIZE),
         Image.Transform.AFFINE,

@@ -3,38 +3,41 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from facecluster.errors import ImageLoadError
-from facecluster.inference.aligner import align_face
+from facecluster.inference.aligner import EYE_DISTANCE, align_face
 from facecluster.inference.detector import DEFAULT_SCORE_THRESHOLD, FaceDetector
 from facecluster.inference.embedder import FaceEmbedder
-from facecluster.inference.images import LoadedImage, load_image
+from facecluster.inference.images import DEFAULT_DECODE_SIDE, LoadedImage, load_image
 from facecluster.inference.quality import assess
-from facecluster.inference.runtime import Runtime
+from facecluster.inference.runtime import Runtime, cpu_count
 from facecluster.types import AnalysisResult, Face
 
 ImageInput = str | Path | bytes | np.ndarray | Image.Image
 """A photo file's path or bytes, a Pillow image, or an H x W x 3 RGB array."""
-STAGES = ("decode", "detect", "align", "embed")
 
 
 class StageTimer:
-    """Accumulated wall time per pipeline stage."""
+    """Accumulated wall time per pipeline stage, summed over the threads that run it."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     def add(self, stage: str, started: float) -> float:
         """Charge the time since ``started`` to ``stage``; return now."""
         now = time.perf_counter()
-        self.seconds[stage] += now - started
+        with self._lock:
+            self.seconds[stage] += now - started
         return now
 
 
@@ -65,10 +68,10 @@ def face_thumbnail(rgb: np.ndarray, box: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _as_loaded(image: ImageInput) -> LoadedImage:
-    """Accept a path, a file's bytes, a Pillow image or an RGB array."""
+def _as_loaded(image: ImageInput, decode_side: int = DEFAULT_DECODE_SIDE) -> LoadedImage:
+    """Accept a path, a file's bytes, a Pillow image or an RGB array (files reduced as ``load_image`` does)."""
     if isinstance(image, str | Path | bytes):
-        return load_image(image)
+        return load_image(image, decode_side)
     if isinstance(image, Image.Image):
         return LoadedImage(rgb=np.asarray(image.convert("RGB")), scale=1.0)
     array = np.asarray(image)
@@ -79,7 +82,29 @@ def _as_loaded(image: ImageInput) -> LoadedImage:
     return LoadedImage(rgb=np.ascontiguousarray(array[:, :, :3]).astype(np.uint8), scale=1.0)
 
 
-def _batch_full(pending: list[tuple[ImageInput, list, list, tuple[int, int]]], batch_size: int) -> bool:
+Prepared = tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]
+"""A photo ready for the embedder: the input, its faces' details, their aligned chips, its full size."""
+
+
+def in_order(pool: ThreadPoolExecutor, work: Callable, items: Iterable, ahead: int) -> Iterator:
+    """``work(item)`` for each item, run by ``pool`` with at most ``ahead`` items in flight, in input order.
+
+    Items are drawn from ``items`` by the calling thread.
+    """
+    flight: deque[Future] = deque()
+    for item in items:
+        flight.append(pool.submit(work, item))
+        if len(flight) >= ahead:
+            yield flight.popleft().result()
+    while flight:
+        yield flight.popleft().result()
+
+
+def _eye_distance(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[1] - landmarks[0]))
+
+
+def _batch_full(pending: list[Prepared], batch_size: int) -> bool:
     """Whether the photos waiting for the embedder should be embedded now."""
     held = sum(len(entry[0]) for entry in pending if isinstance(entry[0], bytes))
     return len(pending) >= batch_size or sum(len(entry[2]) for entry in pending) >= batch_size or held > MAX_HELD_BYTES
@@ -94,8 +119,11 @@ class FaceAnalyzer:
         flip: bool = True,
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         thumbnails: bool = False,
+        workers: int | None = None,
     ) -> None:
         self.thumbnails = thumbnails
+        self.workers = workers or cpu_count()
+        """Photos decoded, detected and aligned at once, each in its own thread (default: one per core)."""
         self.detector = FaceDetector(device=device, score_threshold=score_threshold)
         self.embedder = FaceEmbedder(device=device, flip=flip)
         self.timer = StageTimer()
@@ -115,33 +143,51 @@ class FaceAnalyzer:
     def analyze_many(self, images: Iterable[ImageInput], batch_size: int = 16) -> Iterator[AnalysisResult]:
         """Faces of many photos, in input order, embedding several photos' chips per call.
 
-        Inputs are read one at a time; at most ``batch_size`` photos (or their faces, or
-        MAX_HELD_BYTES of photos given as bytes) wait for the embedder. A photo that cannot be
-        decoded is yielded with its ``ImageLoadError``; it never stops the others.
+        ``workers`` threads decode, detect and align photos while the calling thread draws the
+        inputs and embeds. At most ``batch_size`` photos (or their faces, or MAX_HELD_BYTES of
+        photos given as bytes) wait for the embedder, and two per worker are in the threads. A
+        photo that cannot be decoded is yielded with its ``ImageLoadError``; it never stops the others.
         """
-        pending: list[tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]] = []
-        for image in images:
-            try:
-                pending.append(self._detect_and_align(image))
-            except ImageLoadError as error:
-                yield from self._embed(pending)
-                pending = []
-                yield AnalysisResult(source=image, faces=[], error=error)
-                continue
-            if _batch_full(pending, batch_size):
-                yield from self._embed(pending)
-                pending = []
-        yield from self._embed(pending)
+        pending: list[Prepared] = []
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="facecluster-analysis")
+        try:
+            for image, prepared in in_order(pool, self._prepare, images, ahead=2 * self.workers):
+                if isinstance(prepared, ImageLoadError):
+                    yield from self._embed(pending)
+                    pending = []
+                    yield AnalysisResult(source=image, faces=[], error=prepared)
+                    continue
+                pending.append(prepared)
+                if _batch_full(pending, batch_size):
+                    yield from self._embed(pending)
+                    pending = []
+            yield from self._embed(pending)
+        finally:  # also when the consumer stops early: photos not started are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    def _detect_and_align(self, image: ImageInput) -> tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]:
+    def _prepare(self, image: ImageInput) -> tuple[ImageInput, Prepared | ImageLoadError]:
+        try:
+            return image, self._detect_and_align(image)
+        except ImageLoadError as error:
+            return image, error
+
+    def _detect_and_align(self, image: ImageInput) -> Prepared:
+        """Decode at the detection's own size (a JPEG's DCT scaling does most of it), detect, and align
+        from those pixels; a photo with a face too small for them is decoded again, as finely as
+        ``load_image`` allows, for its chips."""
         started = time.perf_counter()
-        loaded = _as_loaded(image)
+        loaded = _as_loaded(image, self.detector.max_side)
         started = self.timer.add("decode", started)
         detections = self.detector.detect(loaded.rgb)
         started = self.timer.add("detect", started)
+        sharp = loaded
+        if loaded.scale > 1 and any(_eye_distance(d.landmarks) < EYE_DISTANCE for d in detections):
+            sharp = _as_loaded(image)
+            started = self.timer.add("redecode", started)
+        to_sharp = loaded.scale / sharp.scale
         metas, chips = [], []
         for detection in detections:
-            chip = align_face(loaded.rgb, detection.landmarks)
+            chip = align_face(sharp.rgb, detection.landmarks * to_sharp)
             box = detection.box * loaded.scale
             quality = assess(box, detection.score, chip)
             thumbnail = face_thumbnail(loaded.rgb, detection.box) if self.thumbnails else None

@@ -61,10 +61,14 @@ class LoadedImage:
     """H x W x 3 uint8 pixels, EXIF orientation applied."""
     scale: float
     """Full-resolution pixels per decoded pixel (> 1 when decoded at reduced size)."""
+    upright_size: tuple[int, int] | None = None
+    """(width, height) of the upright photo at full resolution, when known exactly."""
 
     @property
     def full_size(self) -> tuple[int, int]:
         """(width, height) of the upright photo at full resolution."""
+        if self.upright_size is not None:
+            return self.upright_size
         height, width = self.rgb.shape[:2]
         return round(width * self.scale), round(height * self.scale)
 
@@ -109,9 +113,11 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         raise
 
 
-_PILLOW_SETTINGS = threading.RLock()
+_PILLOW_SETTINGS = threading.Lock()
 _host_limit: list[int | None] = []
-"""Pillow's limit as the host had it, while a decode has it loosened."""
+"""Pillow's limit as the host had it, while decodes have it loosened."""
+_decoding = [0]
+"""Decodes in progress (in any thread): the first loosens the limit, the last restores it."""
 _LIFTED_PIXEL_LIMIT = MAX_DECLARED_PIXELS * 32
 """Pillow refuses twice this: more pixels than an 8 x 8 JPEG draft can bring under MAX_DECLARED_PIXELS."""
 _heif_registered: bool | None = None
@@ -133,26 +139,33 @@ def heif_supported() -> bool:
 
 @contextmanager
 def _own_pixel_limit() -> Iterator[None]:
-    """Loosen Pillow's pixel limit while a photo is decoded (``load_image`` checks after draft); restored after.
+    """Loosen Pillow's pixel limit while photos are decoded (``load_image`` checks after draft); restored after.
 
-    Pillow still refuses what no JPEG draft could bring under MAX_DECLARED_PIXELS, so other threads
-    of a host application keep a bound meanwhile.
+    Decodes in several threads run side by side: the limit is loosened while any of them runs and
+    restored when the last ends. Pillow still refuses what no JPEG draft could bring under
+    MAX_DECLARED_PIXELS, so other threads of a host application keep a bound meanwhile.
     """
     with _PILLOW_SETTINGS:
-        previous = Image.MAX_IMAGE_PIXELS
-        if previous is not None:
-            Image.MAX_IMAGE_PIXELS = max(previous, _LIFTED_PIXEL_LIMIT)
-        _host_limit.append(previous)
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = _host_limit.pop()
+        if _decoding[0] == 0:
+            previous = Image.MAX_IMAGE_PIXELS
+            _host_limit.append(previous)
+            if previous is not None:
+                Image.MAX_IMAGE_PIXELS = max(previous, _LIFTED_PIXEL_LIMIT)
+        _decoding[0] += 1
+    try:
+        yield
+    finally:
+        with _PILLOW_SETTINGS:
+            _decoding[0] -= 1
+            if _decoding[0] == 0:
+                Image.MAX_IMAGE_PIXELS = _host_limit.pop()
 
 
 def _after_fork_in_child() -> None:
     """A child forked during a decode gets a free lock and the host's own limit back."""
     global _PILLOW_SETTINGS
-    _PILLOW_SETTINGS = threading.RLock()
+    _PILLOW_SETTINGS = threading.Lock()
+    _decoding[0] = 0
     if _host_limit:
         Image.MAX_IMAGE_PIXELS = _host_limit[0]
         _host_limit.clear()
@@ -175,6 +188,13 @@ _ORIENTATIONS = {
     8: Image.Transpose.ROTATE_90,
 }
 """EXIF orientation tag -> the transposition that makes the photo upright (as ImageOps.exif_transpose)."""
+_SIDEWAYS = (
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+)
+"""Transpositions that swap width and height."""
 
 
 def _stored_bytes_per_pixel(mode: str) -> int:
@@ -296,4 +316,5 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
         raise ImageLoadError("not an image file (unrecognised format)") from error
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
         raise ImageLoadError(f"cannot decode image: {error}") from error
-    return LoadedImage(rgb=np.asarray(rgb, dtype=np.uint8), scale=scale)
+    upright = (full_height, full_width) if orientation in _SIDEWAYS else (full_width, full_height)
+    return LoadedImage(rgb=np.asarray(rgb, dtype=np.uint8), scale=scale, upright_size=upright)

@@ -26,6 +26,8 @@ class ScanOptions:
     """Follow symbolic links to photos and folders, wherever they lead (loops are detected)."""
     grouping: GroupingOptions = field(default_factory=GroupingOptions)
     device: str = "auto"
+    workers: int | None = None
+    """Photos analysed at once, each in its own thread (None: one per core)."""
     xmp: bool = False
     """Also write face regions as XMP sidecars into OUT/xmp/ (facecluster.outputs.xmp)."""
 

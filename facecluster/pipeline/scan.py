@@ -47,12 +47,12 @@ def scan_into(
     root: Path,
     output: Path,
     options: ScanOptions,
-    load_analyzer: Callable[[str], Analyzer],
+    load_analyzer: Callable[[str, int | None], Analyzer],
     progress: Progress | None = None,
 ) -> ScanOutcome:
     """Bring ``index`` up to date with the photos under ``root`` and regroup; the outcome's stats say what ran.
 
-    ``load_analyzer(device)`` is called only when there is something to read.
+    ``load_analyzer(device, workers)`` is called only when there is something to read.
     """
     started = time.perf_counter()
     plan = plan_scan(root, output, index, options)
@@ -61,7 +61,7 @@ def scan_into(
     index.mark_present(plan.returned)
     device, analysed = NOTHING_NEW, 0
     if plan.to_read:
-        analyzer = load_analyzer(options.device)
+        analyzer = load_analyzer(options.device, options.workers)
         device = analyzer.runtime.label
         analysed = ingest(index, plan.to_read, analyzer, progress)
     index.mark_missing(plan.vanished, datetime.now(timezone.utc).isoformat(timespec="seconds"))
