@@ -23,8 +23,11 @@ DEFAULT_NMS_THRESHOLD = 0.4
 DEFAULT_DETECT_SIDE = 1600
 """Images are downscaled so their long side is at most this before detection."""
 DEFAULT_MIN_DETECT_SIDE = 480
-"""Smaller images are enlarged to this long side before detection: the network misses faces with
-fewer than about 8 pixels between the eyes, common in small web photos."""
+"""Smaller images are also searched enlarged to this long side: the network misses faces with fewer
+than about 8 pixels between the eyes, common in small web photos."""
+LANDMARK_EYES = 20.0
+"""A face found in both views keeps the landmarks of the image as it is from this many pixels between
+the eyes (WebFaces: recall 97.6 % against 96.5 % when the image as it is always wins)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,24 @@ def _priors(height: int, width: int) -> np.ndarray:
         extents = np.broadcast_to(np.array([[s / width, s / height] for s in sizes]), centers.shape)
         rows.append(np.concatenate([centers, extents], axis=-1).reshape(-1, 4))
     return np.concatenate(rows).astype(np.float32)
+
+
+def _eye_distance(face: Detection) -> float:
+    return float(np.linalg.norm(face.landmarks[1] - face.landmarks[0]))
+
+
+def _overlaps(face: Detection, others: list[Detection], threshold: float) -> bool:
+    """Whether ``face`` overlaps one of ``others`` by more than ``threshold`` (intersection over union)."""
+    return any(_overlap(face.box, other.box) > threshold for other in others)
+
+
+def _overlap(box: np.ndarray, other: np.ndarray) -> float:
+    """Intersection over union of two x1, y1, x2, y2 boxes."""
+    width = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
+    height = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
+    overlap = width * height
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (other[2] - other[0]) * (other[3] - other[1]) - overlap
+    return overlap / union if union > 0 else 0.0
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
@@ -90,10 +111,28 @@ class FaceDetector:
     def detect(self, rgb: np.ndarray, score_threshold: float | None = None) -> list[Detection]:
         """Detect faces in an H x W x 3 uint8 RGB image, strongest first.
 
-        ``score_threshold`` overrides the detector's own for this call.
+        An image larger than ``max_side`` is searched shrunk to it. One smaller than ``min_side``,
+        where faces with few pixels are missed, is searched twice: as it is and enlarged to
+        ``min_side``. A face found both ways keeps the landmarks of the image as it is when its
+        eyes lie LANDMARK_EYES apart or more there (the alignment template was fitted to such
+        landmarks: taken from the enlarged image they cost LFW 0.46 points), else those of the
+        enlarged view. ``score_threshold`` overrides the detector's own for this call.
         """
+        threshold = self.score_threshold if score_threshold is None else score_threshold
+        side = max(rgb.shape[:2])
+        found = self._detect_at(rgb, min(1.0, self.max_side / side), threshold)
+        if side >= self.min_side:
+            return found
+        enlarged = self._detect_at(rgb, self.min_side / side, threshold)
+        kept = [face for face in found if _eye_distance(face) >= LANDMARK_EYES]
+        small = [face for face in found if _eye_distance(face) < LANDMARK_EYES]
+        more = [face for face in enlarged if not _overlaps(face, kept, self.nms_threshold)]
+        rest = [face for face in small if not _overlaps(face, more, self.nms_threshold)]
+        return sorted(kept + more + rest, key=lambda face: -face.score)
+
+    def _detect_at(self, rgb: np.ndarray, factor: float, threshold: float) -> list[Detection]:
+        """Faces found in ``rgb`` resized by ``factor``, in ``rgb``'s own coordinates, strongest first."""
         height, width = rgb.shape[:2]
-        factor = min(self.max_side / max(height, width), max(1.0, self.min_side / max(height, width)))
         if factor != 1.0:
             size = (max(1, round(width * factor)), max(1, round(height * factor)))
             resample = Image.Resampling.BILINEAR if factor < 1.0 else Image.Resampling.BICUBIC
@@ -102,7 +141,7 @@ class FaceDetector:
         blob = (rgb[:, :, ::-1].astype(np.float32) - BGR_MEAN).transpose(2, 0, 1)[None]
         loc, conf, landmarks = self.session.run(None, {"input": np.ascontiguousarray(blob)})
         scores = conf[0, :, 1]
-        candidates = np.flatnonzero(scores > (self.score_threshold if score_threshold is None else score_threshold))
+        candidates = np.flatnonzero(scores > threshold)
         if candidates.size == 0:
             return []
         priors = _priors(net_height, net_width)[candidates]
