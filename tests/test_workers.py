@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from facecluster.cli import main
-from facecluster.inference.analyzer import FaceAnalyzer
+from facecluster.inference.analyzer import FaceAnalyzer, in_order
 from tests.conftest import EXAMPLES
 
 
@@ -46,3 +48,31 @@ def test_a_consumer_that_stops_early_stops_the_threads(photos):
 def test_workers_must_be_a_positive_whole_number(tmp_path, value):
     result = CliRunner().invoke(main, ["scan", str(EXAMPLES), "-o", str(tmp_path / "out"), "--workers", value])
     assert result.exit_code == 2 and "--workers" in result.output
+
+
+def test_photos_in_flight_are_bounded_by_their_bytes():
+    drawn: list[int] = []
+
+    def items():
+        for number in range(10):
+            drawn.append(number)
+            yield bytes(600)
+
+    with ThreadPoolExecutor(4) as pool:
+        flow = in_order(pool, len, items(), ahead=8, weigh=len, most=1000)
+        assert next(flow) == 600 and len(drawn) == 2  # a second 600 bytes passed the bound: the first waits
+        assert list(flow) == [600] * 9
+
+
+def test_threads_leave_the_warning_filters_as_they_were(photos):
+    before = list(warnings.filters)
+    try:
+        list(FaceAnalyzer(device="cpu", workers=4).analyze_many(photos * 3))
+        assert warnings.filters == before
+    finally:
+        warnings.filters[:] = before
+
+
+def test_facecluster_threads_caps_the_workers(monkeypatch):
+    monkeypatch.setenv("FACECLUSTER_THREADS", "1")
+    assert FaceAnalyzer(device="cpu").workers == 1

@@ -8,7 +8,9 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -19,7 +21,7 @@ from facecluster.inference.detector import DEFAULT_SCORE_THRESHOLD, FaceDetector
 from facecluster.inference.embedder import FaceEmbedder
 from facecluster.inference.images import DEFAULT_DECODE_SIDE, LoadedImage, load_image
 from facecluster.inference.quality import assess
-from facecluster.inference.runtime import Runtime, cpu_count
+from facecluster.inference.runtime import Runtime, cpu_threads
 from facecluster.types import AnalysisResult, Face
 
 ImageInput = str | Path | bytes | np.ndarray | Image.Image
@@ -86,18 +88,34 @@ Prepared = tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]
 """A photo ready for the embedder: the input, its faces' details, their aligned chips, its full size."""
 
 
-def in_order(pool: ThreadPoolExecutor, work: Callable, items: Iterable, ahead: int) -> Iterator:
-    """``work(item)`` for each item, run by ``pool`` with at most ``ahead`` items in flight, in input order.
+def in_order(
+    pool: ThreadPoolExecutor,
+    work: Callable,
+    items: Iterable,
+    ahead: int,
+    weigh: Callable[[Any], int] | None = None,
+    most: int = 0,
+) -> Iterator:
+    """``work(item)`` for each item, run by ``pool`` in input order, with at most ``ahead`` items in flight
+    and, when ``weigh`` is given, at most ``most`` of their weight (or a single item, however heavy).
 
     Items are drawn from ``items`` by the calling thread.
     """
-    flight: deque[Future] = deque()
+    flight: deque[tuple[Future, int]] = deque()
+    weight = 0
     for item in items:
-        flight.append(pool.submit(work, item))
-        if len(flight) >= ahead:
-            yield flight.popleft().result()
+        flight.append((pool.submit(work, item), weigh(item) if weigh else 0))
+        weight += flight[-1][1]
+        while flight and (len(flight) >= ahead or (weigh and weight > most)):
+            future, heavy = flight.popleft()
+            weight -= heavy
+            yield future.result()
     while flight:
-        yield flight.popleft().result()
+        yield flight.popleft()[0].result()
+
+
+def _held_bytes(image: ImageInput) -> int:
+    return len(image) if isinstance(image, bytes) else 0
 
 
 def _eye_distance(landmarks: np.ndarray) -> float:
@@ -122,8 +140,9 @@ class FaceAnalyzer:
         workers: int | None = None,
     ) -> None:
         self.thumbnails = thumbnails
-        self.workers = workers or cpu_count()
-        """Photos decoded, detected and aligned at once, each in its own thread (default: one per core)."""
+        self.workers = workers or cpu_threads()
+        """Photos decoded, detected and aligned at once, each in its own thread (default: one per core,
+        or FACECLUSTER_THREADS)."""
         self.detector = FaceDetector(device=device, score_threshold=score_threshold)
         self.embedder = FaceEmbedder(device=device, flip=flip)
         self.timer = StageTimer()
@@ -145,13 +164,15 @@ class FaceAnalyzer:
 
         ``workers`` threads decode, detect and align photos while the calling thread draws the
         inputs and embeds. At most ``batch_size`` photos (or their faces, or MAX_HELD_BYTES of
-        photos given as bytes) wait for the embedder, and two per worker are in the threads. A
-        photo that cannot be decoded is yielded with its ``ImageLoadError``; it never stops the others.
+        photos given as bytes) wait for the embedder, and two per worker (or MAX_HELD_BYTES of
+        photos given as bytes) are in the threads. A photo that cannot be decoded, or not in the
+        memory left, is yielded with its ``ImageLoadError``; it never stops the others.
         """
         pending: list[Prepared] = []
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="facecluster-analysis")
         try:
-            for image, prepared in in_order(pool, self._prepare, images, ahead=2 * self.workers):
+            flow = in_order(pool, self._prepare, images, 2 * self.workers, _held_bytes, MAX_HELD_BYTES)
+            for image, prepared in flow:
                 if isinstance(prepared, ImageLoadError):
                     yield from self._embed(pending)
                     pending = []
@@ -170,6 +191,8 @@ class FaceAnalyzer:
             return image, self._detect_and_align(image)
         except ImageLoadError as error:
             return image, error
+        except MemoryError:
+            return image, ImageLoadError("not enough memory to analyse it")
 
     def _detect_and_align(self, image: ImageInput) -> Prepared:
         """Decode at the detection's own size (a JPEG's DCT scaling does most of it), detect, and align
@@ -182,7 +205,8 @@ class FaceAnalyzer:
         started = self.timer.add("detect", started)
         sharp = loaded
         if loaded.scale > 1 and any(_eye_distance(d.landmarks) < EYE_DISTANCE for d in detections):
-            sharp = _as_loaded(image)
+            with suppress(ImageLoadError):  # too large to decode finely, or changed since: the first decode serves
+                sharp = _as_loaded(image)
             started = self.timer.add("redecode", started)
         to_sharp = loaded.scale / sharp.scale
         metas, chips = [], []

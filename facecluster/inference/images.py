@@ -118,6 +118,8 @@ _host_limit: list[int | None] = []
 """Pillow's limit as the host had it, while decodes have it loosened."""
 _decoding = [0]
 """Decodes in progress (in any thread): the first loosens the limit, the last restores it."""
+_quiet: list[warnings.catch_warnings] = []
+"""The warnings silenced while decodes are in progress."""
 _LIFTED_PIXEL_LIMIT = MAX_DECLARED_PIXELS * 32
 """Pillow refuses twice this: more pixels than an 8 x 8 JPEG draft can bring under MAX_DECLARED_PIXELS."""
 _heif_registered: bool | None = None
@@ -138,12 +140,14 @@ def heif_supported() -> bool:
 
 
 @contextmanager
-def _own_pixel_limit() -> Iterator[None]:
-    """Loosen Pillow's pixel limit while photos are decoded (``load_image`` checks after draft); restored after.
+def _decoding_settings() -> Iterator[None]:
+    """Loosen Pillow's pixel limit (``load_image`` checks after draft) and silence warnings while photos
+    are decoded; both restored after.
 
-    Decodes in several threads run side by side: the limit is loosened while any of them runs and
-    restored when the last ends. Pillow still refuses what no JPEG draft could bring under
-    MAX_DECLARED_PIXELS, so other threads of a host application keep a bound meanwhile.
+    Decodes in several threads run side by side: the first to start changes the settings and the
+    last to end restores them (one ``catch_warnings`` for all, which no thread restores too early
+    or too late). Pillow still refuses what no JPEG draft could bring under MAX_DECLARED_PIXELS,
+    so other threads of a host application keep a bound meanwhile.
     """
     with _PILLOW_SETTINGS:
         if _decoding[0] == 0:
@@ -151,6 +155,10 @@ def _own_pixel_limit() -> Iterator[None]:
             _host_limit.append(previous)
             if previous is not None:
                 Image.MAX_IMAGE_PIXELS = max(previous, _LIFTED_PIXEL_LIMIT)
+            quiet = warnings.catch_warnings()
+            quiet.__enter__()
+            warnings.simplefilter("ignore")
+            _quiet.append(quiet)
         _decoding[0] += 1
     try:
         yield
@@ -159,16 +167,44 @@ def _own_pixel_limit() -> Iterator[None]:
             _decoding[0] -= 1
             if _decoding[0] == 0:
                 Image.MAX_IMAGE_PIXELS = _host_limit.pop()
+                _quiet.pop().__exit__(None, None, None)
+
+
+class _DecodeBudget:
+    """MAX_DECODE_BYTES shared by every decode of the process: a photo waits until its estimate fits."""
+
+    def __init__(self, total: int) -> None:
+        self.free = total
+        self.changed = threading.Condition()
+
+    @contextmanager
+    def held(self, amount: int) -> Iterator[None]:
+        with self.changed:
+            self.changed.wait_for(lambda: self.free >= amount)
+            self.free -= amount
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.free += amount
+                self.changed.notify_all()
+
+
+_budget = _DecodeBudget(MAX_DECODE_BYTES)
 
 
 def _after_fork_in_child() -> None:
-    """A child forked during a decode gets a free lock and the host's own limit back."""
-    global _PILLOW_SETTINGS
+    """A child forked during a decode gets free locks, a whole budget and the host's own settings back."""
+    global _PILLOW_SETTINGS, _budget
     _PILLOW_SETTINGS = threading.Lock()
+    _budget = _DecodeBudget(MAX_DECODE_BYTES)
     _decoding[0] = 0
     if _host_limit:
         Image.MAX_IMAGE_PIXELS = _host_limit[0]
         _host_limit.clear()
+    if _quiet:
+        _quiet[0].__exit__(None, None, None)
+        _quiet.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -271,29 +307,28 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
     heif_supported()
     try:
         stream = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else open_regular(source)
-        with stream, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with _own_pixel_limit(), Image.open(stream) as image:
-                full_width, full_height = image.size
-                if full_width < 1 or full_height < 1:
-                    raise ImageLoadError("image has no pixels")
-                if image.format == "JPEG" and max(full_width, full_height) > decode_side:
-                    reduction = 1
-                    while max(full_width, full_height) // (reduction * 2) >= decode_side and reduction < 8:
-                        reduction *= 2
-                    if reduction > 1:
-                        image.draft("RGB", (full_width // reduction, full_height // reduction))
-                if image.size[0] * image.size[1] > MAX_DECLARED_PIXELS:
-                    raise ImageLoadError(
-                        f"declares {full_width}x{full_height} pixels, more than the "
-                        f"{MAX_DECLARED_PIXELS:,}-pixel limit (possible decompression bomb)"
-                    )
-                needed = decode_bytes(image.format, image.mode, image.size, decode_side)
-                if needed > MAX_DECODE_BYTES:
-                    raise ImageLoadError(
-                        f"{full_width}x{full_height} pixels in mode {image.mode} would need about "
-                        f"{needed / _GIB:.1f} GiB to decode, more than the {MAX_DECODE_BYTES / _GIB:g} GiB limit"
-                    )
+        with stream, _decoding_settings(), Image.open(stream) as image:
+            full_width, full_height = image.size
+            if full_width < 1 or full_height < 1:
+                raise ImageLoadError("image has no pixels")
+            if image.format == "JPEG" and max(full_width, full_height) > decode_side:
+                reduction = 1
+                while max(full_width, full_height) // (reduction * 2) >= decode_side and reduction < 8:
+                    reduction *= 2
+                if reduction > 1:
+                    image.draft("RGB", (full_width // reduction, full_height // reduction))
+            if image.size[0] * image.size[1] > MAX_DECLARED_PIXELS:
+                raise ImageLoadError(
+                    f"declares {full_width}x{full_height} pixels, more than the "
+                    f"{MAX_DECLARED_PIXELS:,}-pixel limit (possible decompression bomb)"
+                )
+            needed = decode_bytes(image.format, image.mode, image.size, decode_side)
+            if needed > MAX_DECODE_BYTES:
+                raise ImageLoadError(
+                    f"{full_width}x{full_height} pixels in mode {image.mode} would need about "
+                    f"{needed / _GIB:.1f} GiB to decode, more than the {MAX_DECODE_BYTES / _GIB:g} GiB limit"
+                )
+            with _budget.held(needed):  # decodes in other threads share the same MAX_DECODE_BYTES
                 image.load()
                 orientation = _orientation(image)
                 factor = _reduction(image.size, decode_side)
@@ -302,8 +337,7 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
                     image = image.resize(_reduced_size(image.size, factor), resample)
                 scale = full_width / image.size[0]
                 rgb = _to_rgb(image)
-                if orientation is not None:
-                    rgb = rgb.transpose(orientation)
+                rgb = np.asarray(rgb if orientation is None else rgb.transpose(orientation))
     except ImageLoadError:
         raise
     except NotRegularFile as error:
@@ -317,4 +351,4 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
         raise ImageLoadError(f"cannot decode image: {error}") from error
     upright = (full_height, full_width) if orientation in _SIDEWAYS else (full_width, full_height)
-    return LoadedImage(rgb=np.asarray(rgb, dtype=np.uint8), scale=scale, upright_size=upright)
+    return LoadedImage(rgb=rgb.astype(np.uint8, copy=False), scale=scale, upright_size=upright)

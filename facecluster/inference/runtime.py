@@ -52,7 +52,7 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _cpu_threads() -> int:
+def cpu_threads() -> int:
     """Intra-op threads: FACECLUSTER_THREADS, else every core this process may use; InvalidInput for a bad value."""
     configured = os.environ.get("FACECLUSTER_THREADS")
     if configured:
@@ -99,7 +99,7 @@ def open_session(filename: str, device: str = "auto") -> tuple[ort.InferenceSess
         )
     providers = [_CUDA, _CPU] if device != "cpu" and _CUDA in available else [_CPU]
     options = ort.SessionOptions()
-    options.intra_op_num_threads = _cpu_threads()
+    options.intra_op_num_threads = cpu_threads()
     options.log_severity_level = 3
     # Several threads may run a session at once (FaceAnalyzer's workers): threads that wait for work
     # sleep instead of spinning, so they leave the cores to the others (measured: no slower alone).
