@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,33 +73,43 @@ class FakeAnalyzer:
     seen: list[object] = field(default_factory=list)
     runtime: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(label="fake analyzer"))
 
+    ahead: int = 0
+    """Inputs drawn before the first result is given, as FaceAnalyzer's worker threads do."""
+
     def analyze_many(self, images: Iterable[object]) -> Iterator[AnalysisResult]:
+        drawn: deque[object] = deque()
         for source in images:
             self.seen.append(source)
-            try:
-                with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-                    rgb = np.asarray(image.convert("RGB"))
-            except Exception as error:
-                yield AnalysisResult(source, [], ImageLoadError(f"cannot decode image: {error}"))
+            drawn.append(source)
+            if len(drawn) > self.ahead:
+                yield self._analyze(drawn.popleft())
+        while drawn:
+            yield self._analyze(drawn.popleft())
+
+    def _analyze(self, source: object) -> AnalysisResult:
+        try:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except Exception as error:
+            return AnalysisResult(source, [], ImageLoadError(f"cannot decode image: {error}"))
+        variant = int(rgb[-1, 0, 0]) + 256 * int(rgb[-1, 0, 1])
+        faces = []
+        for position in range(rgb.shape[1] // TILE):
+            tile = tuple(int(v) for v in rgb[TILE // 2, position * TILE + TILE // 2])
+            if tile == WHITE:
                 continue
-            variant = int(rgb[-1, 0, 0]) + 256 * int(rgb[-1, 0, 1])
-            faces = []
-            for position in range(rgb.shape[1] // TILE):
-                tile = tuple(int(v) for v in rgb[TILE // 2, position * TILE + TILE // 2])
-                if tile == WHITE:
-                    continue
-                x = float(position * TILE)
-                faces.append(
-                    Face(
-                        box=(x, 0.0, x + TILE, float(TILE)),
-                        landmarks=[(x + 20, 20.0), (x + 44, 20.0), (x + 32, 32.0), (x + 24, 46.0), (x + 40, 46.0)],
-                        score=0.99,
-                        quality=FaceQuality(size=float(TILE), score=0.99, sharpness=10.0),
-                        embedding=embedding(tile, variant),
-                        thumbnail=_thumbnail(tile),
-                    )
+            x = float(position * TILE)
+            faces.append(
+                Face(
+                    box=(x, 0.0, x + TILE, float(TILE)),
+                    landmarks=[(x + 20, 20.0), (x + 44, 20.0), (x + 32, 32.0), (x + 24, 46.0), (x + 40, 46.0)],
+                    score=0.99,
+                    quality=FaceQuality(size=float(TILE), score=0.99, sharpness=10.0),
+                    embedding=embedding(tile, variant),
+                    thumbnail=_thumbnail(tile),
                 )
-            yield AnalysisResult(source, faces, size=(rgb.shape[1], rgb.shape[0]))
+            )
+        return AnalysisResult(source, faces, size=(rgb.shape[1], rgb.shape[0]))
 
 
 ALICE, BOB, CAROL = 1, 2, 3

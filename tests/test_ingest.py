@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from facecluster import Library
 from facecluster.evaluation.lfw import EVAL_SCORE_THRESHOLD, _LfwEmbedder
 from facecluster.inference.analyzer import FaceAnalyzer
 from tests.conftest import EXAMPLES
+from tests.fakes import FakeAnalyzer, write_library
 
 _opened: list[str] = []
 _watching: list[Path] = []
@@ -63,3 +65,24 @@ def test_lfw_evaluation_leaves_the_analyzer_as_it_was(analyzer: FaceAnalyzer):
     embedder = _LfwEmbedder(analyzer)
     embedder.chip(EXAMPLES / "George_W_Bush_0001.jpg")
     assert analyzer.detector.score_threshold == before != EVAL_SCORE_THRESHOLD
+
+
+def test_results_read_ahead_land_on_their_own_photos(tmp_path):
+    """An analyzer that draws photos before giving results (as the worker threads do) scans the same:
+    duplicates, a broken file and every face where they belong."""
+    photos = tmp_path / "photos"
+    write_library(photos)
+    shutil.copy(photos / "2021" / "party.png", photos / "party copy.png")  # one content at two paths
+
+    def scanned(ahead: int) -> dict:
+        fake = FakeAnalyzer(ahead=ahead)
+        Library.create(photos, tmp_path / f"out{ahead}", load_analyzer=lambda device, workers: fake).scan()
+        report = json.loads((tmp_path / f"out{ahead}" / "people.json").read_text())
+        return {
+            **{key: report[key] for key in ("people", "unsorted", "no_faces")},
+            "skipped": report["skipped"][0]["path"],
+        }
+
+    one_at_a_time = scanned(0)
+    assert scanned(5) == one_at_a_time
+    assert len(one_at_a_time["people"]) == 3 and one_at_a_time["skipped"] == "broken.jpg"
