@@ -28,21 +28,13 @@ from facecluster.inference.detector import (
     DEFAULT_SCORE_THRESHOLD,
     Detection,
     FaceDetector,
+    iou,
 )
 from facecluster.inference.images import load_image
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
 IOU_MATCH = 0.3
 EYE_MATCH = 0.3
-
-
-def iou(box: np.ndarray, other: np.ndarray) -> float:
-    """Intersection over union of two x1, y1, x2, y2 boxes."""
-    width = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
-    height = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
-    overlap = width * height
-    area = (box[2] - box[0]) * (box[3] - box[1]) + (other[2] - other[0]) * (other[3] - other[1])
-    return overlap / (area - overlap) if area > overlap else 0.0
 
 
 def group_photo_truth(folder: Path) -> dict[Path, list[np.ndarray]]:

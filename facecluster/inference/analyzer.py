@@ -93,20 +93,20 @@ def in_order(
     work: Callable,
     items: Iterable,
     ahead: int,
-    weigh: Callable[[Any], int] | None = None,
-    most: int = 0,
+    weigh: Callable[[Any], int],
+    most: int,
 ) -> Iterator:
     """``work(item)`` for each item, run by ``pool`` in input order, with at most ``ahead`` items in flight
-    and, when ``weigh`` is given, at most ``most`` of their weight (or a single item, however heavy).
+    and at most ``most`` of their ``weigh`` (or a single item, however heavy).
 
     Items are drawn from ``items`` by the calling thread.
     """
     flight: deque[tuple[Future, int]] = deque()
     weight = 0
     for item in items:
-        flight.append((pool.submit(work, item), weigh(item) if weigh else 0))
+        flight.append((pool.submit(work, item), weigh(item)))
         weight += flight[-1][1]
-        while flight and (len(flight) >= ahead or (weigh and weight > most)):
+        while flight and (len(flight) >= ahead or weight > most):
             future, heavy = flight.popleft()
             weight -= heavy
             yield future.result()
@@ -118,13 +118,9 @@ def _held_bytes(image: ImageInput) -> int:
     return len(image) if isinstance(image, bytes) else 0
 
 
-def _eye_distance(landmarks: np.ndarray) -> float:
-    return float(np.linalg.norm(landmarks[1] - landmarks[0]))
-
-
 def _batch_full(pending: list[Prepared], batch_size: int) -> bool:
     """Whether the photos waiting for the embedder should be embedded now."""
-    held = sum(len(entry[0]) for entry in pending if isinstance(entry[0], bytes))
+    held = sum(_held_bytes(entry[0]) for entry in pending)
     return len(pending) >= batch_size or sum(len(entry[2]) for entry in pending) >= batch_size or held > MAX_HELD_BYTES
 
 
@@ -204,7 +200,7 @@ class FaceAnalyzer:
         detections = self.detector.detect(loaded.rgb)
         started = self.timer.add("detect", started)
         sharp = loaded
-        if loaded.scale > 1 and any(_eye_distance(d.landmarks) < EYE_DISTANCE for d in detections):
+        if loaded.scale > 1 and any(d.eye_distance < EYE_DISTANCE for d in detections):
             with suppress(ImageLoadError):  # too large to decode finely, or changed since: the first decode serves
                 sharp = _as_loaded(image)
             started = self.timer.add("redecode", started)

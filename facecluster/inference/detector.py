@@ -40,6 +40,11 @@ class Detection:
     """5 x 2: left eye, right eye, nose tip, left and right mouth corner (as seen in the image)."""
     score: float
 
+    @property
+    def eye_distance(self) -> float:
+        """Pixels between the two eye landmarks."""
+        return float(np.linalg.norm(self.landmarks[1] - self.landmarks[0]))
+
 
 @lru_cache(maxsize=16)
 def _priors(height: int, width: int) -> np.ndarray:
@@ -55,16 +60,12 @@ def _priors(height: int, width: int) -> np.ndarray:
     return np.concatenate(rows).astype(np.float32)
 
 
-def _eye_distance(face: Detection) -> float:
-    return float(np.linalg.norm(face.landmarks[1] - face.landmarks[0]))
-
-
 def _overlaps(face: Detection, others: list[Detection], threshold: float) -> bool:
     """Whether ``face`` overlaps one of ``others`` by more than ``threshold`` (intersection over union)."""
-    return any(_overlap(face.box, other.box) > threshold for other in others)
+    return any(iou(face.box, other.box) > threshold for other in others)
 
 
-def _overlap(box: np.ndarray, other: np.ndarray) -> float:
+def iou(box: np.ndarray, other: np.ndarray) -> float:
     """Intersection over union of two x1, y1, x2, y2 boxes."""
     width = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
     height = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
@@ -124,8 +125,8 @@ class FaceDetector:
         if side >= self.min_side:
             return found
         enlarged = self._detect_at(rgb, self.min_side / side, threshold)
-        kept = [face for face in found if _eye_distance(face) >= LANDMARK_EYES]
-        small = [face for face in found if _eye_distance(face) < LANDMARK_EYES]
+        kept = [face for face in found if face.eye_distance >= LANDMARK_EYES]
+        small = [face for face in found if face.eye_distance < LANDMARK_EYES]
         more = [face for face in enlarged if not _overlaps(face, kept, self.nms_threshold)]
         rest = [face for face in small if not _overlaps(face, more, self.nms_threshold)]
         return sorted(kept + more + rest, key=lambda face: -face.score)

@@ -47,11 +47,6 @@ def model_path(filename: str) -> Path:
     return Path(str(resources.files("facecluster") / "models" / filename))
 
 
-def cpu_count() -> int:
-    """The cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def cpu_threads() -> int:
     """Intra-op threads: FACECLUSTER_THREADS, else every core this process may use; InvalidInput for a bad value."""
     configured = os.environ.get("FACECLUSTER_THREADS")
@@ -65,7 +60,7 @@ def cpu_threads() -> int:
                 f"FACECLUSTER_THREADS must be a whole number from 1 to {MAX_THREADS}, not {configured!r}"
             )
         return threads
-    return cpu_count()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _onnxruntime() -> ModuleType:
