@@ -11,10 +11,10 @@ Importing the package loads no model and changes no global state of Pillow or lo
 load on first use.
 """
 
-__version__ = "0.1.0"
-
 from facecluster.api import SAME_PERSON_THRESHOLD, analyze, group, main_face, verify
 from facecluster.errors import (
+    ClusterError,
+    ClusterLost,
     CorrectionsNotSupported,
     DeviceError,
     FaceclusterError,
@@ -48,10 +48,13 @@ from facecluster.types import (
     SkippedFile,
     Verification,
 )
+from facecluster.version import __version__
 
 __all__ = [
     "SAME_PERSON_THRESHOLD",
     "AnalysisResult",
+    "ClusterError",
+    "ClusterLost",
     "CorrectionsNotSupported",
     "DeviceError",
     "Face",

@@ -19,6 +19,10 @@ class DeviceError(InvalidInput):
     """The requested device cannot be used."""
 
 
+class ClusterError(InvalidInput):
+    """A Dask cluster that cannot be used: unreachable, without workers, or running another facecluster."""
+
+
 class PeopleError(InvalidInput):
     """A correction that cannot be made, or a person or face that does not exist."""
 
@@ -37,6 +41,10 @@ class NoLibrary(InvalidInput):
 
 class OutputBusy(FaceclusterError):
     """Another scan or correction holds the output folder."""
+
+
+class ClusterLost(FaceclusterError):
+    """The Dask scheduler went away during a scan (what was analysed before is saved)."""
 
 
 class StorageError(FaceclusterError):

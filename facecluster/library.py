@@ -104,6 +104,14 @@ def load_face_analyzer(device: str, workers: int | None = None) -> Analyzer:
     return FaceAnalyzer(device=device, thumbnails=True, workers=workers)
 
 
+def load_cluster_analyzer(scheduler: str, device: str, workers: int | None = None) -> Analyzer:
+    """The bundled models on the workers of the Dask scheduler at ``scheduler``, on ``device`` there
+    (``workers`` must be None: the cluster's own workers do the work); ClusterError when it cannot be used."""
+    from facecluster.inference.cluster import ClusterAnalyzer
+
+    return ClusterAnalyzer(scheduler, device)
+
+
 def _faces_text(faces: list[int]) -> str:
     """'f3, f9 and 12 more' for messages."""
     shown = ", ".join(f"f{face}" for face in faces[:FACES_SHOWN])
@@ -351,13 +359,16 @@ class Library:
         """Index new and changed photos, regroup, and rewrite albums, people.json and report.html.
 
         Raises OutputBusy when another scan holds the output folder, StorageError when it cannot
-        be written, DeviceError when the device cannot be used. Interrupted, it resumes next time.
+        be written, DeviceError when the device cannot be used. With ``options.scheduler`` the photos
+        are analysed on that Dask cluster's workers: ClusterError when it cannot be used, ClusterLost
+        when it goes away. Interrupted, it resumes next time.
         """
         options = options or ScanOptions()
+        load = self._load_analyzer if options.scheduler is None else partial(load_cluster_analyzer, options.scheduler)
         with _writing(self.output) as index:
             if not index.meta(LIBRARY_ID_KEY):
                 index.set_meta({LIBRARY_ID_KEY: secrets.token_hex(8)})
-            outcome = scan_into(index, self.photos, self.output, options, self._load_analyzer, progress)
+            outcome = scan_into(index, self.photos, self.output, options, load, progress)
             index.set_meta(
                 {
                     "root": os.fsencode(self.photos).hex(),

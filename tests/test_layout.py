@@ -12,9 +12,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "facecluster"
 ALLOWED = {
     "errors": set(),
+    "version": set(),
     "types": {"errors"},
     "grouping": {"errors"},
-    "inference": {"errors", "types"},
+    "inference": {"errors", "types", "version"},
     "storage": {"errors", "types"},
     "pipeline": {"errors", "types", "grouping", "inference", "storage"},
     "outputs": {"types", "pipeline"},

@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from facecluster.errors import FaceclusterError, InvalidInput, OutputBusy, StorageError
+from facecluster.errors import ClusterLost, FaceclusterError, InvalidInput, OutputBusy, StorageError
 from facecluster.grouping import DEFAULT_METHOD, DEFAULT_THRESHOLDS, MAX_DISTANCE, METHODS
 from facecluster.inference.runtime import DEVICES
 from facecluster.library import Library
@@ -33,10 +33,12 @@ EXIT_CODES: tuple[tuple[type[FaceclusterError], int], ...] = (
     (InvalidInput, EXIT_BAD_INPUT),
     (OutputBusy, EXIT_BUSY),
     (StorageError, EXIT_STORAGE),
+    (ClusterLost, EXIT_STORAGE),
     (FaceclusterError, EXIT_BAD_INPUT),
 )
-"""Library error -> exit status, first match wins: 2 bad arguments or input, 3 output folder in use,
-4 output folder or index unusable. Interrupted commands exit 130 (EXIT_INTERRUPTED)."""
+"""Library error -> exit status, first match wins: 2 bad arguments or input (a Dask scheduler that
+cannot be reached or runs another facecluster too), 3 output folder in use, 4 output folder or index
+unusable, or the Dask scheduler lost during a scan. Interrupted commands exit 130 (EXIT_INTERRUPTED)."""
 
 stderr = Console(stderr=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -74,6 +75,14 @@ SKIPPED_SHOWN = 10
     default=None,
     help="Photos analysed at once, each in its own thread.  [default: one per core]",
 )
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Analyse the photos on the workers of this Dask scheduler (tcp://HOST:8786); this machine keeps the "
+    "index and the outputs and ships each photo's bytes. Needs pip install 'facecluster[dask]' here and on the "
+    "workers, with the same facecluster.",
+)
 def scan_command(
     photos: Path,
     output: Path,
@@ -91,6 +100,7 @@ def scan_command(
     as_json: bool,
     device: str,
     workers: int | None,
+    scheduler: str | None,
 ) -> None:
     """Find every face under PHOTOS, group them by person and write albums and a report.
 
@@ -105,24 +115,29 @@ def scan_command(
     Exit status: 0 done (unreadable photos are skipped and listed, not errors),
                  2 bad arguments (missing folder, output inside PHOTOS, an output of
                    another photo folder without --new-folder, no photo found without
-                   --allow-empty),
+                   --allow-empty, a Dask scheduler that cannot be reached or has
+                   workers of another facecluster),
                  3 another scan is using the output folder,
-                 4 the output folder cannot be written (read-only, disk full),
+                 4 the output folder cannot be written (read-only, disk full), or the
+                   Dask scheduler was lost during the scan (run it again to resume),
                  130 interrupted (Ctrl-C); the next run resumes where it stopped.
     """
-    options = ScanOptions(
-        include_hidden=include_hidden,
-        exclude=exclude,
-        follow_symlinks=follow_symlinks,
-        grouping=GroupingOptions(method=method, threshold=threshold),
-        device=device,
-        workers=workers,
-        xmp=xmp,
-        new_folder=new_folder,
-        allow_empty=allow_empty,
-    )
     interrupted = "interrupted: every photo analysed so far is saved; run the same command to resume"
+    if scheduler is not None:  # the scan's own message says what went wrong with the cluster, once
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     with reported(interrupted=interrupted):
+        options = ScanOptions(
+            include_hidden=include_hidden,
+            exclude=exclude,
+            follow_symlinks=follow_symlinks,
+            grouping=GroupingOptions(method=method, threshold=threshold),
+            device=device,
+            workers=workers,
+            scheduler=scheduler,
+            xmp=xmp,
+            new_folder=new_folder,
+            allow_empty=allow_empty,
+        )
         library = Library.create(photos, output)
         if dry_run:
             _print_plan(library, options, as_json)

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from facecluster.inference.exif import PhotoMetadata, read_metadata
 from facecluster.inference.images import open_regular
@@ -22,20 +22,24 @@ from facecluster.storage.index import FaceIndex, StoredContent, StoredPhoto
 from facecluster.storage.people import People
 from facecluster.types import AnalysisResult
 
-if TYPE_CHECKING:
-    from facecluster.inference.runtime import Runtime
-
 MAX_FILE_BYTES = 2 << 30
 """Files larger than this (2 GiB) are skipped rather than read into memory."""
 PATH_BATCH = 500
 """Paths of already known contents (and unreadable files) are committed this many at a time."""
 
 
-class Analyzer(Protocol):
-    """What a scan needs of an analyzer: ``FaceAnalyzer``, or a stand-in without models in tests."""
+class Placement(Protocol):
+    """Where an analyzer's models run: ``Runtime`` on this machine, ``ClusterRuntime`` on a Dask cluster."""
 
     @property
-    def runtime(self) -> Runtime:
+    def label(self) -> str: ...
+
+
+class Analyzer(Protocol):
+    """What a scan needs of an analyzer: ``FaceAnalyzer``, ``ClusterAnalyzer``, or a stand-in in tests."""
+
+    @property
+    def runtime(self) -> Placement:
         """Where the models run (its ``label`` is shown in the summary)."""
         ...
 

@@ -28,8 +28,17 @@ class ScanOptions:
     device: str = "auto"
     workers: int | None = None
     """Photos analysed at once, each in its own thread (None: one per core)."""
+    scheduler: str | None = None
+    """Address of a Dask scheduler (tcp://host:8786): the photos are analysed on its workers."""
     xmp: bool = False
     """Also write face regions as XMP sidecars into OUT/xmp/ (facecluster.outputs.xmp)."""
+
+    def __post_init__(self) -> None:
+        if self.scheduler is not None and self.workers is not None:
+            raise InvalidInput(
+                "workers are threads of this machine; with a Dask scheduler, the cluster's workers analyse the "
+                "photos (set their threads with 'dask worker --nthreads')"
+            )
 
 
 @dataclass

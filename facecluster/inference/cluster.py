@@ -1,0 +1,245 @@
+"""Analysis on a Dask cluster: the scan's driver ships photo bytes to ``dask worker`` processes and
+gets their faces back, in input order; the index and the outputs stay with the driver.
+
+Workers need no shared file system, only facecluster (the same version, with the same models)
+and ``distributed``: ``pip install 'facecluster[dask]'``. Each worker process loads the models
+once. A worker that dies has its photos retried on the others by the scheduler (a photo whose
+analysis killed ``distributed.scheduler.allowed-failures`` + 1 workers is skipped with that
+reason). Workers of another facecluster version or with other models are refused, before the
+first photo and again by every task, so results of different models never mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import CancelledError
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from facecluster.errors import ClusterError, ClusterLost, FaceclusterError, ImageLoadError
+from facecluster.inference.analyzer import MAX_HELD_BYTES, FaceAnalyzer
+from facecluster.inference.detector import MODEL_FILE as DETECTOR_FILE
+from facecluster.inference.embedder import MODEL_FILE as EMBEDDER_FILE
+from facecluster.inference.runtime import model_path
+from facecluster.types import AnalysisResult
+from facecluster.version import __version__
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+PHOTOS_PER_THREAD = 2
+"""Photos in flight per worker thread of the cluster (at least MIN_IN_FLIGHT in all)."""
+MIN_IN_FLIGHT = 4
+MAX_TASK_BYTES = 4 << 30
+"""Photos travel inside their tasks (the scan reads files of up to 2 GiB): dask warns above 10 MB."""
+INSTALL_HINT = "pip install 'facecluster[dask]'"
+
+
+@dataclass(frozen=True)
+class WorkerFacts:
+    """What a worker process runs: facecluster's version, a digest of its models, where they run."""
+
+    version: str
+    models: str
+    """SHA-256 of the bundled detector and embedder files (first 16 hex digits)."""
+    device: str = ""
+    """The runtime label of its loaded models ('' until they are loaded)."""
+
+    def matches(self, other: WorkerFacts) -> bool:
+        """Whether results made under ``other`` may mix with results made under these facts."""
+        return (self.version, self.models) == (other.version, other.models)
+
+    def describe(self) -> str:
+        return f"facecluster {self.version}, models {self.models}"
+
+
+@cache
+def _models_digest() -> str:
+    digest = hashlib.sha256()
+    for name in (DETECTOR_FILE, EMBEDDER_FILE):
+        digest.update(model_path(name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def local_facts() -> WorkerFacts:
+    """This process's facecluster version and models."""
+    return WorkerFacts(__version__, _models_digest())
+
+
+_loading = threading.Lock()
+_analyzers: dict[str, FaceAnalyzer] = {}
+"""The models a worker process has loaded, by device: loaded once, shared by its threads."""
+
+
+def _worker_analyzer(device: str) -> FaceAnalyzer:
+    with _loading:
+        if device not in _analyzers:
+            _analyzers[device] = FaceAnalyzer(device=device, thumbnails=True, workers=1)
+        return _analyzers[device]
+
+
+def prepare_worker(device: str) -> WorkerFacts:
+    """Run on each worker at connection: load the models on ``device`` and say what runs there."""
+    return WorkerFacts(__version__, _models_digest(), _worker_analyzer(device).runtime.label)
+
+
+def models_loaded() -> int:
+    """How many times this process has loaded the models (one per device used)."""
+    return len(_analyzers)
+
+
+def analyse_on_worker(data: bytes, device: str, expected: WorkerFacts) -> AnalysisResult:
+    """One photo's faces, run by a worker; ClusterError when the worker's facecluster or models differ
+    from the driver's. The result carries no copy of the photo (its ``source`` is None)."""
+    facts = local_facts()
+    if not facts.matches(expected):
+        raise ClusterError(
+            f"a worker runs {facts.describe()}, the scan {expected.describe()}: results of different models must "
+            "not mix; install the same facecluster on every worker"
+        )
+    result = next(_worker_analyzer(device).analyze_many([data]))
+    result.source = None
+    return result
+
+
+@dataclass(frozen=True)
+class ClusterRuntime:
+    """Where a cluster scan runs: the scheduler, its workers, and their models' runtime."""
+
+    address: str
+    workers: int
+    devices: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"Dask cluster {self.address} ({self.workers} workers, {' / '.join(self.devices)})"
+
+
+def _connect_timeout() -> float:
+    """Seconds to wait for the scheduler and its first worker: dask's own connect timeout
+    (``distributed.comm.timeouts.connect``, e.g. DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect")))
+
+
+def _connect(address: str) -> Client:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError(f"--scheduler needs dask's distributed package: {INSTALL_HINT}") from None
+    try:
+        return Client(address, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+
+
+class ClusterAnalyzer:
+    """The scan's analyzer on a Dask cluster (``scan --scheduler``): the ``Analyzer`` protocol of
+    ``pipeline.ingest``. It connects, checks and prepares the workers when made; ``analyze_many`` runs
+    once, and the connection closes when its results end."""
+
+    def __init__(self, address: str, device: str = "auto") -> None:
+        self.address = address
+        self.device = device
+        self.expected = local_facts()
+        self._client = _connect(address)
+        try:
+            self._runtime = self._check_workers()
+        except BaseException:
+            self._client.close()
+            raise
+
+    @property
+    def runtime(self) -> ClusterRuntime:
+        return self._runtime
+
+    def _check_workers(self) -> ClusterRuntime:
+        """Wait for a worker, then refuse workers of another version and load the models on each."""
+        try:
+            self._client.wait_for_workers(1, timeout=_connect_timeout())
+        except TimeoutError:
+            raise ClusterError(f"the Dask scheduler at {self.address} has no workers") from None
+        try:
+            facts: dict[str, WorkerFacts] = self._client.run(prepare_worker, self.device)
+        except FaceclusterError:
+            raise
+        except Exception as error:  # a worker's import or load error arrives as any kind
+            raise ClusterError(
+                f"a worker of {self.address} cannot run facecluster ({error}); install the same facecluster "
+                "on every worker"
+            ) from None
+        foreign = {worker: f for worker, f in facts.items() if not f.matches(self.expected)}
+        if foreign:
+            listed = "; ".join(f"{worker} runs {f.describe()}" for worker, f in sorted(foreign.items()))
+            raise ClusterError(
+                f"refusing the cluster at {self.address}: this scan runs {self.expected.describe()}, but {listed}. "
+                "Results of different models must not mix: install the same facecluster on every worker"
+            )
+        devices = tuple(sorted({f.device for f in facts.values()}))
+        return ClusterRuntime(self.address, len(facts), devices)
+
+    def _in_flight(self) -> int:
+        threads = sum(self._client.nthreads().values())
+        return max(MIN_IN_FLIGHT, PHOTOS_PER_THREAD * threads)
+
+    def analyze_many(self, images: Iterable[bytes]) -> Iterator[AnalysisResult]:
+        """One result per photo's bytes, in input order, with at most two photos per worker thread (and
+        at most MAX_HELD_BYTES of them) in flight. ClusterLost when the scheduler goes away."""
+        flight: deque[tuple[bytes, Future]] = deque()
+        held = 0
+        try:
+            most = self._in_flight()
+            for data in images:
+                flight.append((data, self._submit(data)))
+                held += len(data)
+                while flight and (len(flight) >= most or held > MAX_HELD_BYTES):
+                    data, future = flight.popleft()
+                    held -= len(data)
+                    yield self._result(data, future)
+            while flight:
+                data, future = flight.popleft()
+                yield self._result(data, future)
+        finally:
+            for _, future in flight:
+                future.cancel()
+            self._client.close()
+
+    def _submit(self, data: bytes) -> Future:
+        import dask
+
+        try:  # a photo is meant to travel in its task: no "large graph" warning for it
+            with dask.config.set({"distributed.admin.large-graph-warning-threshold": MAX_TASK_BYTES}):
+                return self._client.submit(analyse_on_worker, data, self.device, self.expected, pure=False)
+        except (OSError, CancelledError, RuntimeError) as error:
+            raise self._lost(error) from None
+
+    def _result(self, data: bytes, future: Future) -> AnalysisResult:
+        from distributed import KilledWorker
+
+        try:
+            result: AnalysisResult = future.result()
+        except KilledWorker:
+            error = ImageLoadError("its analysis stopped several Dask workers (too large, or it crashes the decoder)")
+            return AnalysisResult(source=data, faces=[], error=error)
+        except (OSError, CancelledError, TimeoutError) as error:
+            raise self._lost(error) from None
+        except FaceclusterError:
+            raise
+        except Exception as error:  # whatever a worker or the scheduler raised, said plainly
+            raise ClusterError(
+                f"the Dask cluster at {self.address} could not analyse a photo: {type(error).__name__}: {error}"
+            ) from None
+        result.source = data
+        return result
+
+    def _lost(self, error: Any) -> ClusterLost:
+        return ClusterLost(
+            f"lost the Dask scheduler at {self.address} during the scan ({type(error).__name__}); every photo "
+            "analysed so far is saved: run the same command to resume"
+        )

@@ -1,0 +1,234 @@
+"""Scans on a real Dask cluster: a `dask scheduler` and `dask worker` processes on 127.0.0.1.
+
+The cluster's results must equal a local scan's (photos, faces, people), also when a worker is
+killed mid-scan; a scheduler that cannot be reached or goes away, and workers of another
+facecluster, end the scan with a clear message and an index the next scan resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from distributed import Client
+from PIL import Image, ImageOps
+
+from facecluster.cli import main
+from facecluster.errors import ClusterError, ClusterLost
+from facecluster.inference.cluster import WorkerFacts, analyse_on_worker, local_facts, models_loaded
+from facecluster.library import Library
+from facecluster.pipeline.ingest import Progress
+from facecluster.pipeline.plan import ScanOptions
+from facecluster.storage.index import FaceIndex
+from tests.conftest import EXAMPLES, ROOT
+
+START_TIMEOUT = 60.0
+
+
+class Cluster:
+    """A scheduler and its workers, each its own process, listening on loopback only."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.file = folder / "scheduler.json"
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "FACECLUSTER_THREADS": "1"}
+        self.scheduler = self._start(
+            ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(self.file)],
+            "scheduler",
+        )
+        self.workers: dict[str, subprocess.Popen] = {}
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.file.is_file():
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.1)
+        self.address = json.loads(self.file.read_text())["address"]
+
+    def _start(self, arguments: list[str], name: str) -> subprocess.Popen:
+        log = (self.folder / f"{name}.log").open("wb")
+        command = [sys.executable, "-m", "dask", *arguments]
+        return subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+
+    def add_worker(self, name: str, *extra: str) -> None:
+        """Start a worker process (one thread, no nanny to restart it) and wait until the scheduler has it."""
+        arguments = ["worker", "--scheduler-file", str(self.file), "--nthreads", "1", "--no-nanny"]
+        arguments += ["--no-dashboard", "--host", "127.0.0.1", "--name", name, *extra]
+        self.workers[name] = self._start(arguments, name)
+        with Client(self.address, set_as_default=False) as client:
+            client.wait_for_workers(len(self.workers), timeout=START_TIMEOUT)
+
+    def kill(self, name: str) -> None:
+        process = self.workers.pop(name) if name != "scheduler" else self.scheduler
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop(self) -> None:
+        for process in [*self.workers.values(), self.scheduler]:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture()
+def start_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Start a cluster with workers of the given names; all its processes end with the test."""
+    clusters: list[Cluster] = []
+
+    def start(*workers: str) -> Cluster:
+        folder = tmp_path / f"cluster{len(clusters)}"
+        folder.mkdir()
+        clusters.append(Cluster(folder))
+        for name in workers:
+            clusters[-1].add_worker(name)
+        return clusters[-1]
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example photos (LFW faces and a group photo), each also mirrored and re-encoded: 30 photos."""
+    folder = tmp_path_factory.mktemp("photos")
+    for source in sorted(EXAMPLES.glob("*.jpg")):
+        (folder / source.name).write_bytes(source.read_bytes())
+        with Image.open(source) as image:
+            ImageOps.mirror(image).save(folder / f"{source.stem}_mirrored.jpg", quality=90)
+            image.save(folder / f"{source.stem}_q80.jpg", quality=80)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """What a local scan of ``photos`` finds."""
+    library = Library.create(photos, tmp_path_factory.mktemp("local") / "out")
+    library.scan(ScanOptions(device="cpu"))
+    return snapshot(library)
+
+
+def snapshot(library: Library) -> dict:
+    """A library's contents, faces (box, embedding) per content, and people as sets of (photo, box)."""
+    index = FaceIndex(library.output, readonly=True)
+    try:
+        contents = {sha: content.status for sha, content in index.contents().items()}
+        faces: dict[str, list] = {}
+        for face in index.faces():
+            faces.setdefault(face.sha256, []).append((np.array(face.box), face.embedding))
+    finally:
+        index.close()
+    people = sorted(
+        sorted((f.photo.relative, tuple(round(v) for v in f.box)) for f in person.faces) for person in library.people()
+    )
+    return {"contents": contents, "faces": faces, "people": people}
+
+
+def assert_same(found: dict, expected: dict) -> None:
+    assert found["contents"] == expected["contents"]
+    assert found["faces"].keys() == expected["faces"].keys()
+    for sha, faces in expected["faces"].items():
+        assert len(found["faces"][sha]) == len(faces)
+        for (box, vector), (other_box, other_vector) in zip(found["faces"][sha], faces, strict=True):
+            np.testing.assert_allclose(box, other_box, atol=1.0)
+            np.testing.assert_allclose(vector, other_vector, atol=1e-5)
+    assert found["people"] == expected["people"]
+
+
+def test_a_scan_on_two_workers_finds_what_a_local_scan_finds(photos, local, start_cluster, tmp_path):
+    cluster = start_cluster("one", "two")
+    library = Library.create(photos, tmp_path / "out")
+    outcome = library.scan(ScanOptions(device="cpu", scheduler=cluster.address))
+    assert outcome.stats.analysed == 30
+    assert outcome.stats.device == f"Dask cluster {cluster.address} (2 workers, CPU)"
+    assert_same(snapshot(library), local)
+    with Client(cluster.address, set_as_default=False) as client:
+        assert client.run(models_loaded) == {address: 1 for address in client.nthreads()}
+        busy = client.run(lambda dask_worker: len(dask_worker.data) + dask_worker.state.executed_count)
+    assert all(count > 0 for count in busy.values()), f"a worker did nothing: {busy}"
+
+
+def test_a_worker_killed_mid_scan_loses_and_repeats_nothing(photos, local, start_cluster, tmp_path):
+    cluster = start_cluster("survivor", "victim")
+    done = []
+
+    def advance(faces: int) -> None:
+        done.append(faces)
+        if len(done) == 6:  # 4 photos are in flight, on both workers
+            cluster.kill("victim")
+
+    library = Library.create(photos, tmp_path / "out")
+    outcome = library.scan(ScanOptions(device="cpu", scheduler=cluster.address), Progress(advance=advance))
+    assert "victim" not in cluster.workers
+    assert outcome.stats.analysed == 30
+    assert_same(snapshot(library), local)
+    assert "Remove worker" in (cluster.folder / "scheduler.log").read_text()
+
+
+def test_a_lost_scheduler_stops_the_scan_and_the_next_scan_resumes(photos, local, start_cluster, tmp_path):
+    cluster = start_cluster("worker")
+    done = []
+
+    def advance(faces: int) -> None:
+        done.append(faces)
+        if len(done) == 5:
+            cluster.kill("scheduler")
+
+    library = Library.create(photos, tmp_path / "out")
+    with pytest.raises(ClusterLost, match="run the same command to resume"):
+        library.scan(ScanOptions(device="cpu", scheduler=cluster.address), Progress(advance=advance))
+    index = FaceIndex(library.output, readonly=True)
+    kept = len(index.contents())
+    index.close()
+    assert 5 <= kept < 30
+    outcome = library.scan(ScanOptions(device="cpu"))
+    assert outcome.stats.analysed == 30 - kept
+    assert_same(snapshot(library), local)
+
+
+def test_workers_of_another_facecluster_are_refused(photos, start_cluster, tmp_path):
+    cluster = start_cluster()
+    preload = tmp_path / "other_version.py"
+    preload.write_text("import facecluster.version\nfacecluster.version.__version__ = '0.0.1'\n")
+    cluster.add_worker("old", "--preload", str(preload))
+    result = CliRunner().invoke(
+        main, ["scan", str(photos), "-o", str(tmp_path / "out"), "--scheduler", cluster.address, "--device", "cpu"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "refusing the cluster" in result.output and "facecluster 0.0.1" in result.output
+    assert f"facecluster {local_facts().version}" in result.output
+    assert Library.create(photos, tmp_path / "out").plan().to_read  # nothing was analysed
+
+
+def test_each_task_checks_the_worker_runs_the_drivers_models():
+    other = WorkerFacts(local_facts().version, "0" * 16)
+    with pytest.raises(ClusterError, match="results of different models must not mix"):
+        analyse_on_worker((EXAMPLES / "Colin_Powell_0001.jpg").read_bytes(), "cpu", other)
+    result = analyse_on_worker((EXAMPLES / "Colin_Powell_0001.jpg").read_bytes(), "cpu", local_facts())
+    assert len(result.faces) == 1 and result.source is None
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_and_the_index_stays_usable(photos, tmp_path):
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        result = CliRunner().invoke(
+            main, ["scan", str(photos), "-o", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9"]
+        )
+    assert result.exit_code == 2, result.output
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
+    assert len(Library.create(photos, tmp_path / "out").plan().to_read) == 30
+
+
+def test_workers_and_a_scheduler_do_not_mix(photos, tmp_path):
+    result = CliRunner().invoke(
+        main, ["scan", str(photos), "-o", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"]
+    )
+    assert result.exit_code == 2
+    assert "dask worker --nthreads" in result.output
+    assert not (tmp_path / "out").exists()
