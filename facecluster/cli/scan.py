@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import suppress
 from pathlib import Path
 
 import click
@@ -123,8 +124,8 @@ def scan_command(
                  130 interrupted (Ctrl-C); the next run resumes where it stopped.
     """
     interrupted = "interrupted: every photo analysed so far is saved; run the same command to resume"
-    if scheduler is not None:  # the scan's own message says what went wrong with the cluster, once
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    if scheduler is not None:
+        _quiet_dask()
     with reported(interrupted=interrupted):
         options = ScanOptions(
             include_hidden=include_hidden,
@@ -184,6 +185,15 @@ def scan_command(
                 f"the albums; they come back when found. 'facecluster prune -o {output}' forgets them."
             )
         note(f"report: {output.resolve() / 'report.html'}")
+
+
+def _quiet_dask() -> None:
+    """Silence dask's own log on stderr: the scan's message says what went wrong with the cluster, once.
+    (Importing ``distributed`` sets its loggers' levels, so they are set after it.)"""
+    with suppress(ImportError):
+        import distributed  # noqa: F401
+    for name in ("distributed", "distributed.client"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _print_plan(library: Library, options: ScanOptions, as_json: bool) -> None:

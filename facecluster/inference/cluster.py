@@ -3,19 +3,22 @@ gets their faces back, in input order; the index and the outputs stay with the d
 
 Workers need no shared file system, only facecluster (the same version, with the same models)
 and ``distributed``: ``pip install 'facecluster[dask]'``. Each worker process loads the models
-once. A worker that dies has its photos retried on the others by the scheduler (a photo whose
-analysis killed ``distributed.scheduler.allowed-failures`` + 1 workers is skipped with that
-reason). Workers of another facecluster version or with other models are refused, before the
-first photo and again by every task, so results of different models never mix.
+once. A worker that dies has its photos retried on the others by the scheduler (a photo that
+was under way on ``distributed.scheduler.allowed-failures`` + 1 workers that died is skipped for
+this scan, with that reason). Workers of another facecluster version or with other models are
+refused: the driver checks every worker before the first photo and the facts that come back with
+every result, so results of different models never mix.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,10 @@ if TYPE_CHECKING:
 PHOTOS_PER_THREAD = 2
 """Photos in flight per worker thread of the cluster (at least MIN_IN_FLIGHT in all)."""
 MIN_IN_FLIGHT = 4
+RESIZE_SECONDS = 5.0
+"""How often the photos in flight are sized again to the workers there are (workers come and go)."""
+POLL_SECONDS = 1.0
+"""A result is waited for in steps this long, checking that the cluster still has workers."""
 MAX_TASK_BYTES = 4 << 30
 """Photos travel inside their tasks (the scan reads files of up to 2 GiB): dask warns above 10 MB."""
 INSTALL_HINT = "pip install 'facecluster[dask]'"
@@ -73,12 +80,15 @@ def local_facts() -> WorkerFacts:
 _loading = threading.Lock()
 _analyzers: dict[str, FaceAnalyzer] = {}
 """The models a worker process has loaded, by device: loaded once, shared by its threads."""
+_loads = 0
 
 
 def _worker_analyzer(device: str) -> FaceAnalyzer:
+    global _loads
     with _loading:
         if device not in _analyzers:
             _analyzers[device] = FaceAnalyzer(device=device, thumbnails=True, workers=1)
+            _loads += 1
         return _analyzers[device]
 
 
@@ -88,22 +98,24 @@ def prepare_worker(device: str) -> WorkerFacts:
 
 
 def models_loaded() -> int:
-    """How many times this process has loaded the models (one per device used)."""
-    return len(_analyzers)
+    """How many times this process has loaded the models."""
+    return _loads
 
 
-def analyse_on_worker(data: bytes, device: str, expected: WorkerFacts) -> AnalysisResult:
-    """One photo's faces, run by a worker; ClusterError when the worker's facecluster or models differ
-    from the driver's. The result carries no copy of the photo (its ``source`` is None)."""
-    facts = local_facts()
-    if not facts.matches(expected):
-        raise ClusterError(
-            f"a worker runs {facts.describe()}, the scan {expected.describe()}: results of different models must "
-            "not mix; install the same facecluster on every worker"
-        )
+def analyse_on_worker(data: bytes, device: str) -> tuple[WorkerFacts, AnalysisResult]:
+    """One photo's faces, run by a worker, with the worker's facts for the driver to check. The result
+    carries no copy of the photo (its ``source`` is None)."""
     result = next(_worker_analyzer(device).analyze_many([data]))
     result.source = None
-    return result
+    return local_facts(), result
+
+
+def _refusal(address: str, expected: WorkerFacts, foreign: dict[str, WorkerFacts]) -> ClusterError:
+    listed = "; ".join(f"{worker} runs {facts.describe()}" for worker, facts in sorted(foreign.items()))
+    return ClusterError(
+        f"refusing the cluster at {address}: this scan runs {expected.describe()}, but {listed}. Results of "
+        "different models must not mix: install the same facecluster on every worker"
+    )
 
 
 @dataclass(frozen=True)
@@ -160,41 +172,49 @@ class ClusterAnalyzer:
         return self._runtime
 
     def _check_workers(self) -> ClusterRuntime:
-        """Wait for a worker, then refuse workers of another version and load the models on each."""
+        """Wait for a worker, then refuse workers of another version and load the models on each (in a
+        task on each worker, so the load does not hold up the worker's own communication)."""
         try:
             self._client.wait_for_workers(1, timeout=_connect_timeout())
         except TimeoutError:
             raise ClusterError(f"the Dask scheduler at {self.address} has no workers") from None
         try:
-            facts: dict[str, WorkerFacts] = self._client.run(prepare_worker, self.device)
+            workers = list(self._client.nthreads())
+            loads = {
+                worker: self._client.submit(
+                    prepare_worker, self.device, workers=[worker], allow_other_workers=False, pure=False
+                )
+                for worker in workers
+            }
+            facts: dict[str, WorkerFacts] = {worker: future.result() for worker, future in loads.items()}
         except FaceclusterError:
             raise
         except Exception as error:  # a worker's import or load error arrives as any kind
             raise ClusterError(
-                f"a worker of {self.address} cannot run facecluster ({error}); install the same facecluster "
-                "on every worker"
+                f"a worker of {self.address} cannot run facecluster ({type(error).__name__}: {error}); install the "
+                "same facecluster on every worker"
             ) from None
         foreign = {worker: f for worker, f in facts.items() if not f.matches(self.expected)}
         if foreign:
-            listed = "; ".join(f"{worker} runs {f.describe()}" for worker, f in sorted(foreign.items()))
-            raise ClusterError(
-                f"refusing the cluster at {self.address}: this scan runs {self.expected.describe()}, but {listed}. "
-                "Results of different models must not mix: install the same facecluster on every worker"
-            )
+            raise _refusal(self.address, self.expected, foreign)
         devices = tuple(sorted({f.device for f in facts.values()}))
         return ClusterRuntime(self.address, len(facts), devices)
 
-    def _in_flight(self) -> int:
-        threads = sum(self._client.nthreads().values())
-        return max(MIN_IN_FLIGHT, PHOTOS_PER_THREAD * threads)
+    def _threads(self) -> int:
+        """Worker threads the cluster has now; ClusterLost when the scheduler cannot say."""
+        try:
+            return sum(self._client.nthreads().values())
+        except Exception as error:  # the client's own errors when the scheduler is gone
+            raise self._lost(error) from None
 
     def analyze_many(self, images: Iterable[bytes]) -> Iterator[AnalysisResult]:
-        """One result per photo's bytes, in input order, with at most two photos per worker thread (and
-        at most MAX_HELD_BYTES of them) in flight. ClusterLost when the scheduler goes away."""
+        """One result per photo's bytes, in input order, with at most two photos per worker thread there is
+        (and at most MAX_HELD_BYTES of them) in flight. ClusterLost when the scheduler, or every worker,
+        goes away."""
         flight: deque[tuple[bytes, Future]] = deque()
         held = 0
         try:
-            most = self._in_flight()
+            most, sized = max(MIN_IN_FLIGHT, PHOTOS_PER_THREAD * self._threads()), time.monotonic()
             for data in images:
                 flight.append((data, self._submit(data)))
                 held += len(data)
@@ -202,39 +222,67 @@ class ClusterAnalyzer:
                     data, future = flight.popleft()
                     held -= len(data)
                     yield self._result(data, future)
+                    if time.monotonic() - sized > RESIZE_SECONDS:
+                        most, sized = max(MIN_IN_FLIGHT, PHOTOS_PER_THREAD * self._threads()), time.monotonic()
             while flight:
                 data, future = flight.popleft()
                 yield self._result(data, future)
         finally:
-            for _, future in flight:
-                future.cancel()
-            self._client.close()
+            with suppress(Exception):  # the scheduler may be gone: nothing is left to cancel there
+                self._client.cancel([future for _, future in flight])
+            with suppress(Exception):
+                self._client.close()
 
     def _submit(self, data: bytes) -> Future:
         import dask
 
         try:  # a photo is meant to travel in its task: no "large graph" warning for it
             with dask.config.set({"distributed.admin.large-graph-warning-threshold": MAX_TASK_BYTES}):
-                return self._client.submit(analyse_on_worker, data, self.device, self.expected, pure=False)
-        except (OSError, CancelledError, RuntimeError) as error:
+                return self._client.submit(analyse_on_worker, data, self.device, pure=False)
+        except Exception as error:  # the client's own errors (closed, lost connection)
             raise self._lost(error) from None
+
+    def _wait(self, future: Future) -> tuple[WorkerFacts, AnalysisResult]:
+        """The future's result, waited for in steps; ClusterLost once the cluster has had no worker for the
+        connect timeout (the scheduler keeps tasks without workers waiting forever)."""
+        alone_since = None
+        while True:
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                if self._threads():
+                    alone_since = None
+                    continue
+                alone_since = alone_since or time.monotonic()
+                if time.monotonic() - alone_since > _connect_timeout():
+                    raise ClusterLost(
+                        f"the Dask cluster at {self.address} has no workers left; every photo analysed so far is "
+                        "saved: run the same command to resume"
+                    ) from None
 
     def _result(self, data: bytes, future: Future) -> AnalysisResult:
         from distributed import KilledWorker
 
         try:
-            result: AnalysisResult = future.result()
+            facts, result = self._wait(future)
         except KilledWorker:
-            error = ImageLoadError("its analysis stopped several Dask workers (too large, or it crashes the decoder)")
+            error = ImageLoadError(
+                "Dask workers died while analysing it (it may crash them: too large, or a broken file); "
+                "the next scan tries it again"
+            )
             return AnalysisResult(source=data, faces=[], error=error)
-        except (OSError, CancelledError, TimeoutError) as error:
-            raise self._lost(error) from None
         except FaceclusterError:
             raise
-        except Exception as error:  # whatever a worker or the scheduler raised, said plainly
+        except CancelledError as error:
+            raise self._lost(error) from None
+        except Exception as error:  # the client's own errors, or whatever a worker raised
+            if self._client.status != "running":
+                raise self._lost(error) from None
             raise ClusterError(
                 f"the Dask cluster at {self.address} could not analyse a photo: {type(error).__name__}: {error}"
             ) from None
+        if not facts.matches(self.expected):
+            raise _refusal(self.address, self.expected, {"a worker": facts})
         result.source = data
         return result
 
