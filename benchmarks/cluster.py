@@ -9,7 +9,8 @@ phone-size photos (benchmarks.throughput's 12-MP JPEGs) and WebFaces photos; eac
 
 Then the distributed path's own cost: bytes shipped per photo (its file, driver -> scheduler ->
 worker, and its faces back) and the time the scheduler takes per task (a task that does nothing
-with a photo-sized payload, as many in flight as a scan keeps with 2 workers).
+with the payload of a scan's task: one 12-MP photo, or 8 small ones), with as many in flight as a
+scan keeps with 2 workers, and with 64.
 
 Last, what one driver can take: a scan whose analyzer replays real results at once (as if
 infinitely many workers answered), so the rate is the driver's own work per photo (read, hash,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pickle
 import shutil
@@ -36,6 +38,7 @@ from types import SimpleNamespace
 
 from benchmarks.throughput import phone_photos
 from facecluster.inference.analyzer import FaceAnalyzer
+from facecluster.inference.cluster import BYTES_PER_TASK, PHOTOS_PER_TASK
 from facecluster.library import Library
 from facecluster.pipeline.ingest import Progress
 from facecluster.types import AnalysisResult
@@ -206,15 +209,17 @@ def main() -> None:
         print()
         for name, sources in (("phone-size", phone), ("web-size", sorted((work / "web").iterdir())[:40])):
             sent, back = shipped_bytes(sources[:20])
+            per_task = min(PHOTOS_PER_TASK, math.ceil(BYTES_PER_TASK / (sent * 1e3)))
             address, processes = start_cluster(work / "overhead", 2)
             try:
-                latency, capacity = (scheduler_cost(address, int(sent * 1e3), flight) for flight in (4, 64))
+                latency, capacity = (scheduler_cost(address, int(per_task * sent * 1e3), n) for n in (4, 64))
             finally:
                 stop(processes)
             print(
                 f"{name}: {sent:.0f} KB to a worker per photo (twice on the wire: driver -> scheduler -> worker), "
-                f"{back:.1f} KB back; a do-nothing task with that payload: {latency:.1f} ms each with 4 in flight "
-                f"(as a scan on 2 workers), {capacity:.1f} ms each with 64 in flight"
+                f"{back:.1f} KB back; {per_task} photos per task; a do-nothing task with that payload takes "
+                f"{latency:.1f} ms with 4 in flight (as a scan on 2 workers: {latency / per_task:.1f} ms per photo), "
+                f"{capacity:.1f} ms with 64 in flight ({capacity / per_task:.1f} ms per photo)"
             )
         for name, sources, copies in (
             ("web-size", sorted((work / "web").iterdir()), args.driver_photos),
