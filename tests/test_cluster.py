@@ -276,6 +276,15 @@ def test_an_unreachable_scheduler_is_a_clear_error_and_the_index_stays_usable(ph
     assert len(Library.create(photos, tmp_path / "out").plan().to_read) == 30
 
 
+@pytest.mark.parametrize("address", ["8786", "tcp://", "http://127.0.0.1:8786"])
+def test_a_malformed_scheduler_address_is_refused_at_once(photos, tmp_path, address):
+    command = [sys.executable, "-m", "facecluster", "scan", str(photos), "-o", str(tmp_path / "out")]
+    done = subprocess.run([*command, "--scheduler", address], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"error: {address!r} is not a Dask scheduler address"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_workers_and_a_scheduler_do_not_mix(photos, tmp_path):
     result = CliRunner().invoke(
         main, ["scan", str(photos), "-o", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"]

@@ -147,8 +147,15 @@ def _connect_timeout() -> float:
 def _connect(address: str) -> Client:
     try:
         from distributed import Client
+        from distributed.comm.addressing import get_address_host_port, parse_address
+        from distributed.comm.registry import get_backend
     except ImportError:
         raise ClusterError(f"--scheduler needs dask's distributed package: {INSTALL_HINT}") from None
+    try:  # checked first: a client made from a bad address lingers and complains at exit
+        get_backend(parse_address(address, strict=False)[0])
+        get_address_host_port(address)
+    except (ValueError, ImportError) as error:
+        raise ClusterError(f"{address!r} is not a Dask scheduler address such as tcp://host:8786 ({error})") from None
     try:
         return Client(address, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:
