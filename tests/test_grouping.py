@@ -111,6 +111,15 @@ def test_neighbours_exact_and_approximate_agree(monkeypatch):
     assert np.mean(approximate.indices[:, 0] == exact.indices[:, 0]) > 0.99
 
 
+@pytest.mark.parametrize("method", ["adaptive", "agglomerative"])
+def test_float16_embeddings_group_as_float32(method):
+    embeddings, _ = _identities(people=40, per_person=6, noise=0.02, seed=3)
+    photos = [f"p{i % 120}" for i in range(len(embeddings))]  # two people per photo
+    as_float32 = group_embeddings(embeddings, GroupingOptions(method), photos)
+    assert len(set(as_float32)) > 30
+    assert list(group_embeddings(embeddings.astype(np.float16), GroupingOptions(method), photos)) == list(as_float32)
+
+
 def test_neighbours_of_a_tiny_set_are_padded():
     embeddings, _ = _identities(people=1, per_person=2, noise=0.05)
     found = nearest_neighbours(embeddings, 4)
