@@ -120,6 +120,20 @@ def test_float16_embeddings_group_as_float32(method):
     assert list(group_embeddings(embeddings.astype(np.float16), GroupingOptions(method), photos)) == list(as_float32)
 
 
+def test_inverted_file_index_of_float16_added_in_blocks_finds_the_neighbours(monkeypatch):
+    embeddings, _ = _identities(people=300, per_person=4, noise=0.05, seed=4)
+    exact = nearest_neighbours(embeddings, 3)
+    monkeypatch.setattr(neighbours_module, "EXACT_LIMIT", 100)
+    monkeypatch.setattr(neighbours_module, "COMPACT_LIMIT", 500)
+    monkeypatch.setattr(neighbours_module, "BLOCK", 256)
+    monkeypatch.setattr(neighbours_module, "LIST_SIZE", 16)
+    compact = nearest_neighbours(embeddings.astype(np.float16), 3)
+    assert compact.indices.dtype == np.int32
+    same = compact.indices == exact.indices
+    assert same[:, 0].mean() > 0.99 and same.mean() > 0.97
+    assert np.abs(compact.similarities - exact.similarities)[same].max() < 0.001  # float16 codes
+
+
 def test_neighbours_of_a_tiny_set_are_padded():
     embeddings, _ = _identities(people=1, per_person=2, noise=0.05)
     found = nearest_neighbours(embeddings, 4)
