@@ -119,10 +119,12 @@ def _reciprocal_best(u: np.ndarray, v: np.ndarray, sims: np.ndarray, count: int)
 def _consensus(u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Per edge: the larger of the two groups' shares of faces whose nearest outside face is in the other."""
     count = len(labels)
-    near = np.where(indices >= 0, labels[np.maximum(indices, 0)], -1)
-    outside = (near != labels[:, None]) & (indices >= 0)
-    has = outside.any(axis=1)
-    target = near[np.arange(count), outside.argmax(axis=1)]
+    target = np.full(count, -1)
+    for column in indices.T:  # nearest first; a column at a time (n x k temporaries: 2.4 GB at 10M)
+        near = labels[np.maximum(column, 0)]
+        first = (target < 0) & (column >= 0) & (near != labels)
+        target[first] = near[first]
+    has = target >= 0
     keys, counts = np.unique(labels[has] * count + target[has], return_counts=True)
 
     def share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
