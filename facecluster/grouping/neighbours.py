@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +116,14 @@ def _index(vectors: np.ndarray):
     return index
 
 
+def _release_freed_memory() -> None:
+    """Give memory the process freed back to the system where the C library can (glibc's
+    malloc_trim). A freed inverted file's lists stay with the process otherwise, where numpy's
+    large arrays cannot reuse them: half of the index at 1M faces (150 of 308 MB)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _float32(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows, dtype=np.float32)
 
@@ -137,4 +147,7 @@ def nearest_neighbours(vectors: np.ndarray, k: int) -> Neighbours:
             taken, np.take_along_axis(found_sims, order, axis=1), -np.inf
         )
         indices[start : start + len(found), :width] = np.where(taken, np.take_along_axis(found, order, axis=1), -1)
+    if count > COMPACT_LIMIT:
+        del index
+        _release_freed_memory()
     return Neighbours(similarities, indices)
