@@ -165,11 +165,16 @@ def test_hdbscan_refuses_corrections():
 
 
 def test_consensus_is_the_larger_share_of_faces_pointing_at_the_other_group():
-    from facecluster.grouping.linkage import _consensus
+    from facecluster.grouping.linkage import _consensus, _NearestOutside
 
     labels = np.array([0, 0, 2, 2, 4])
     sizes = np.array([2, 0, 2, 0, 1])
     # Each face's neighbours, nearest first; the first one outside its own group counts.
     indices = np.array([[1, 2], [0, 4], [3, 4], [2, 0], [2, 0]])
-    shares = _consensus(np.array([0, 2, 0]), np.array([2, 4, 4]), labels, sizes, indices)
+    outside = _NearestOutside(indices, labels)
+    shares = _consensus(np.array([0, 2, 0]), np.array([2, 4, 4]), labels, sizes, outside)
     assert list(shares) == [0.5, 1.0, 0.5]
+    # Groups 2 and 4 merge: faces 3 and 4 look past face 2 (their group) to face 0; face 2 has none left.
+    labels = np.array([0, 0, 2, 2, 2])
+    outside.update(np.array([2, 3, 4]), labels)
+    assert list(outside.groups(np.arange(5), labels)) == [2, 2, -1, 0, 0]

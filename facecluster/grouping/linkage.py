@@ -116,16 +116,51 @@ def _reciprocal_best(u: np.ndarray, v: np.ndarray, sims: np.ndarray, count: int)
     return node[mutual], other[mutual]
 
 
-def _consensus(u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, indices: np.ndarray) -> np.ndarray:
+class _NearestOutside:
+    """Each face's first neighbour (nearest first) in another group, kept as groups merge: only the
+    faces of merged groups can lose theirs (to the group they joined), and their nearer neighbours
+    stay in their group, so the search goes on from there instead of over every face's k
+    neighbours in every round."""
+
+    def __init__(self, indices: np.ndarray, labels: np.ndarray) -> None:
+        self.indices = indices
+        self.column = np.zeros(len(labels), dtype=np.int32)
+        """Per face, the column of that neighbour in ``indices`` (k: none)."""
+        self.update(np.arange(len(labels)), labels)
+
+    def update(self, faces: np.ndarray, labels: np.ndarray) -> None:
+        """Search again for these faces, from where their last search ended."""
+        width = self.indices.shape[1]
+        faces = faces[self.column[faces] < width]  # a face with no neighbour outside its group never gets one
+        column = self.column[faces]
+        while len(faces):
+            near = self.indices[faces, column]
+            found = (near >= 0) & (labels[np.maximum(near, 0)] != labels[faces])
+            column += ~found
+            done = found | (column == width)
+            self.column[faces[done]] = column[done]
+            faces, column = faces[~done], column[~done]
+
+    def groups(self, faces: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The group of each of these faces' nearest outside face; -1 where there is none."""
+        column = self.column[faces]
+        has = column < self.indices.shape[1]
+        result = np.full(len(faces), -1)
+        result[has] = labels[self.indices[faces[has], column[has]]]
+        return result
+
+
+def _consensus(
+    u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, outside: _NearestOutside
+) -> np.ndarray:
     """Per edge: the larger of the two groups' shares of faces whose nearest outside face is in the other."""
     count = len(labels)
-    target = np.full(count, -1)
-    for column in indices.T:  # nearest first; a column at a time (n x k temporaries: 2.4 GB at 10M)
-        near = labels[np.maximum(column, 0)]
-        first = (target < 0) & (column >= 0) & (near != labels)
-        target[first] = near[first]
+    involved = np.zeros(count, dtype=bool)
+    involved[u] = involved[v] = True
+    faces = np.flatnonzero(involved[labels])  # only these groups' faces
+    own, target = labels[faces], outside.groups(faces, labels)
     has = target >= 0
-    keys, counts = np.unique(labels[has] * count + target[has], return_counts=True)
+    keys, counts = np.unique(own[has] * count + target[has], return_counts=True)
 
     def share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         wanted = a * count + b
@@ -178,13 +213,14 @@ def average_linkage(
     sums = _sums(embeddings, labels)
     sims = _similarities(u, v, sums, sizes)
     forbidden = np.empty((0, 2), dtype=np.int64) if cannot_link is None else np.asarray(cannot_link, dtype=np.int64)
+    outside = None if rule.consensus is None else _NearestOutside(neighbours.indices, labels)
     while True:
         eligible = np.flatnonzero(rule.allows(sims, sizes[u], sizes[v], Cohesion(u, v, sums, sizes)))
         if len(eligible) and len(forbidden):
             conflicts = _pair_keys(labels[forbidden[:, 0]], labels[forbidden[:, 1]], count)
             eligible = eligible[~np.isin(_pair_keys(u[eligible], v[eligible], count), conflicts)]
         if len(eligible) and rule.consensus is not None:
-            agreed = _consensus(u[eligible], v[eligible], labels, sizes, neighbours.indices) >= rule.consensus
+            agreed = _consensus(u[eligible], v[eligible], labels, sizes, outside) >= rule.consensus
             eligible = eligible[agreed]
         if not len(eligible):
             return labels
@@ -194,11 +230,13 @@ def average_linkage(
         remap = np.arange(count)
         remap[drop] = keep
         labels = remap[labels]
+        touched = np.zeros(count, dtype=bool)
+        touched[keep] = True
+        if outside is not None:
+            outside.update(np.flatnonzero(touched[labels]), labels)
         # Edges touching a merged group get the new ids, lose duplicates and are re-measured; those
         # below the base similarity are dropped (a later merge brings the pair back if an edge of
         # the newcomer joins it).
-        touched = np.zeros(count, dtype=bool)
-        touched[keep] = True
         touched[drop] = True
         dirty = touched[u] | touched[v]
         new_u, new_v = _unique_edges(remap[u[dirty]], remap[v[dirty]], count)
