@@ -111,6 +111,29 @@ def test_neighbours_exact_and_approximate_agree(monkeypatch):
     assert np.mean(approximate.indices[:, 0] == exact.indices[:, 0]) > 0.99
 
 
+@pytest.mark.parametrize("method", ["adaptive", "agglomerative"])
+def test_float16_embeddings_group_as_float32(method):
+    embeddings, _ = _identities(people=40, per_person=6, noise=0.02, seed=3)
+    photos = [f"p{i % 120}" for i in range(len(embeddings))]  # two people per photo
+    as_float32 = group_embeddings(embeddings, GroupingOptions(method), photos)
+    assert len(set(as_float32)) > 30
+    assert list(group_embeddings(embeddings.astype(np.float16), GroupingOptions(method), photos)) == list(as_float32)
+
+
+def test_inverted_file_index_of_float16_added_in_blocks_finds_the_neighbours(monkeypatch):
+    embeddings, _ = _identities(people=300, per_person=4, noise=0.05, seed=4)
+    exact = nearest_neighbours(embeddings, 3)
+    monkeypatch.setattr(neighbours_module, "EXACT_LIMIT", 100)
+    monkeypatch.setattr(neighbours_module, "COMPACT_LIMIT", 500)
+    monkeypatch.setattr(neighbours_module, "BLOCK", 256)
+    monkeypatch.setattr(neighbours_module, "LIST_SIZE", 16)
+    compact = nearest_neighbours(embeddings.astype(np.float16), 3)
+    assert compact.indices.dtype == np.int32
+    same = compact.indices == exact.indices
+    assert same[:, 0].mean() > 0.99 and same.mean() > 0.97
+    assert np.abs(compact.similarities - exact.similarities)[same].max() < 0.001  # float16 codes
+
+
 def test_neighbours_of_a_tiny_set_are_padded():
     embeddings, _ = _identities(people=1, per_person=2, noise=0.05)
     found = nearest_neighbours(embeddings, 4)
@@ -142,11 +165,16 @@ def test_hdbscan_refuses_corrections():
 
 
 def test_consensus_is_the_larger_share_of_faces_pointing_at_the_other_group():
-    from facecluster.grouping.linkage import _consensus
+    from facecluster.grouping.linkage import _consensus, _NearestOutside
 
     labels = np.array([0, 0, 2, 2, 4])
     sizes = np.array([2, 0, 2, 0, 1])
     # Each face's neighbours, nearest first; the first one outside its own group counts.
     indices = np.array([[1, 2], [0, 4], [3, 4], [2, 0], [2, 0]])
-    shares = _consensus(np.array([0, 2, 0]), np.array([2, 4, 4]), labels, sizes, indices)
+    outside = _NearestOutside(indices, labels)
+    shares = _consensus(np.array([0, 2, 0]), np.array([2, 4, 4]), labels, sizes, outside)
     assert list(shares) == [0.5, 1.0, 0.5]
+    # Groups 2 and 4 merge: faces 3 and 4 look past face 2 (their group) to face 0; face 2 has none left.
+    labels = np.array([0, 0, 2, 2, 2])
+    outside.update(np.array([2, 3, 4]), labels)
+    assert list(outside.groups(np.arange(5), labels)) == [2, 2, -1, 0, 0]

@@ -80,8 +80,14 @@ def _pair_keys(u: np.ndarray, v: np.ndarray, count: int) -> np.ndarray:
 
 
 def _unique_edges(u: np.ndarray, v: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each unordered pair once, as (low, high), without self-loops."""
-    keys = np.unique(_pair_keys(u, v, count)[u != v])
+    """Each unordered pair once, as (low, high), without self-loops (in place where it can: at 10M
+    faces an edge array is 800 MB)."""
+    keys = np.minimum(u, v)
+    keys *= count
+    keys += np.maximum(u, v)
+    keys = keys[u != v]
+    keys.sort()
+    keys = keys[np.concatenate([keys[:1] == keys[:1], keys[1:] != keys[:-1]])]
     return keys // count, keys % count
 
 
@@ -95,27 +101,66 @@ def _similarities(u: np.ndarray, v: np.ndarray, sums: np.ndarray, sizes: np.ndar
 
 
 def _reciprocal_best(u: np.ndarray, v: np.ndarray, sims: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (keep, drop) of groups that are each other's most similar partner among these edges."""
-    node, other, both = np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([sims, sims])
-    order = np.lexsort((other, -both, node))
-    node, other = node[order], other[order]
-    first = np.ones(len(node), dtype=bool)
-    first[1:] = node[1:] != node[:-1]
-    node, other = node[first], other[first]
-    best = np.full(count, -1, dtype=np.int64)
-    best[node] = other
+    """Pairs (keep, drop) of groups that are each other's most similar partner among these edges
+    (ties: the partner with the lower id), by scattered maxima: no sort of the edges."""
+    best_sim = np.full(count, -np.inf, dtype=sims.dtype)
+    np.maximum.at(best_sim, u, sims)
+    np.maximum.at(best_sim, v, sims)
+    best = np.full(count, count, dtype=u.dtype)
+    at_u, at_v = sims == best_sim[u], sims == best_sim[v]
+    np.minimum.at(best, u[at_u], v[at_u])
+    np.minimum.at(best, v[at_v], u[at_v])
+    node = np.flatnonzero(best < count)
+    other = best[node]
     mutual = (best[other] == node) & (node < other)
     return node[mutual], other[mutual]
 
 
-def _consensus(u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, indices: np.ndarray) -> np.ndarray:
+class _NearestOutside:
+    """Each face's first neighbour (nearest first) in another group, kept as groups merge: only the
+    faces of merged groups can lose theirs (to the group they joined), and their nearer neighbours
+    stay in their group, so the search goes on from there instead of over every face's k
+    neighbours in every round."""
+
+    def __init__(self, indices: np.ndarray, labels: np.ndarray) -> None:
+        self.indices = indices
+        self.column = np.zeros(len(labels), dtype=np.int32)
+        """Per face, the column of that neighbour in ``indices`` (k: none)."""
+        self.update(np.arange(len(labels)), labels)
+
+    def update(self, faces: np.ndarray, labels: np.ndarray) -> None:
+        """Search again for these faces, from where their last search ended."""
+        width = self.indices.shape[1]
+        faces = faces[self.column[faces] < width]  # a face with no neighbour outside its group never gets one
+        column = self.column[faces]
+        while len(faces):
+            near = self.indices[faces, column]
+            found = (near >= 0) & (labels[np.maximum(near, 0)] != labels[faces])
+            column += ~found
+            done = found | (column == width)
+            self.column[faces[done]] = column[done]
+            faces, column = faces[~done], column[~done]
+
+    def groups(self, faces: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The group of each of these faces' nearest outside face; -1 where there is none."""
+        column = self.column[faces]
+        has = column < self.indices.shape[1]
+        result = np.full(len(faces), -1)
+        result[has] = labels[self.indices[faces[has], column[has]]]
+        return result
+
+
+def _consensus(
+    u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, outside: _NearestOutside
+) -> np.ndarray:
     """Per edge: the larger of the two groups' shares of faces whose nearest outside face is in the other."""
     count = len(labels)
-    near = np.where(indices >= 0, labels[np.maximum(indices, 0)], -1)
-    outside = (near != labels[:, None]) & (indices >= 0)
-    has = outside.any(axis=1)
-    target = near[np.arange(count), outside.argmax(axis=1)]
-    keys, counts = np.unique(labels[has] * count + target[has], return_counts=True)
+    involved = np.zeros(count, dtype=bool)
+    involved[u] = involved[v] = True
+    faces = np.flatnonzero(involved[labels])  # only these groups' faces
+    own, target = labels[faces], outside.groups(faces, labels)
+    has = target >= 0
+    keys, counts = np.unique(own[has] * count + target[has], return_counts=True)
 
     def share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         wanted = a * count + b
@@ -126,17 +171,22 @@ def _consensus(u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarr
     return np.maximum(share(u, v), share(v, u))
 
 
-def _seeded(embeddings: np.ndarray, seeds: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group labels, sums and sizes to start from: rows sharing a seed number (>= 0) start as one group."""
-    count = len(embeddings)
+def _seeded(count: int, seeds: np.ndarray | None) -> np.ndarray:
+    """Group labels to start from: rows sharing a seed number (>= 0) start as one group."""
     labels = np.arange(count)
     if seeds is not None:
         seeded = np.flatnonzero(seeds >= 0)
         numbers, first = np.unique(seeds[seeded], return_index=True)
         labels[seeded] = seeded[first][np.searchsorted(numbers, seeds[seeded])]
-    sums = np.zeros_like(embeddings, dtype=np.float32)
-    np.add.at(sums, labels, embeddings)
-    return labels, sums, np.bincount(labels, minlength=count)
+    return labels
+
+
+def _sums(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """float32 sum of each group's rows, in the row of the group's id (other rows are unused)."""
+    sums = embeddings.astype(np.float32)
+    moved = np.flatnonzero(labels != np.arange(len(labels)))
+    np.add.at(sums, labels[moved], sums[moved])
+    return sums
 
 
 def average_linkage(
@@ -148,25 +198,29 @@ def average_linkage(
 ) -> np.ndarray:
     """A group id per row (the id is one of the group's rows).
 
-    ``embeddings`` are unit rows; ``neighbours`` is their nearest-neighbour graph; ``cannot_link``
+    ``embeddings`` are unit rows (float32, or float16 to halve their memory: group sums are
+    float32 either way); ``neighbours`` is their nearest-neighbour graph; ``cannot_link``
     is an (m, 2) array of row pairs that must never end in one group; ``seeds`` numbers rows that
     start as one group (-1: a row of its own), e.g. the faces a user confirmed as one person.
     """
-    count = len(embeddings)
-    labels, sums, sizes = _seeded(np.asarray(embeddings, dtype=np.float32), seeds)
-    rows = np.repeat(np.arange(count), neighbours.indices.shape[1])
-    cols = neighbours.indices.ravel()
-    kept = (cols >= 0) & (neighbours.similarities.ravel() >= rule.base)
-    u, v = _unique_edges(labels[rows[kept]], labels[cols[kept]], count)
+    count, width = neighbours.indices.shape
+    labels = _seeded(count, seeds)
+    sizes = np.bincount(labels, minlength=count)
+    kept = np.flatnonzero((neighbours.indices >= 0) & (neighbours.similarities >= rule.base))
+    u, v = labels[kept // width], labels[neighbours.indices.ravel()[kept]]
+    del kept
+    u, v = _unique_edges(u, v, count)
+    sums = _sums(embeddings, labels)
     sims = _similarities(u, v, sums, sizes)
     forbidden = np.empty((0, 2), dtype=np.int64) if cannot_link is None else np.asarray(cannot_link, dtype=np.int64)
+    outside = None if rule.consensus is None else _NearestOutside(neighbours.indices, labels)
     while True:
         eligible = np.flatnonzero(rule.allows(sims, sizes[u], sizes[v], Cohesion(u, v, sums, sizes)))
         if len(eligible) and len(forbidden):
             conflicts = _pair_keys(labels[forbidden[:, 0]], labels[forbidden[:, 1]], count)
             eligible = eligible[~np.isin(_pair_keys(u[eligible], v[eligible], count), conflicts)]
         if len(eligible) and rule.consensus is not None:
-            agreed = _consensus(u[eligible], v[eligible], labels, sizes, neighbours.indices) >= rule.consensus
+            agreed = _consensus(u[eligible], v[eligible], labels, sizes, outside) >= rule.consensus
             eligible = eligible[agreed]
         if not len(eligible):
             return labels
@@ -176,11 +230,13 @@ def average_linkage(
         remap = np.arange(count)
         remap[drop] = keep
         labels = remap[labels]
+        touched = np.zeros(count, dtype=bool)
+        touched[keep] = True
+        if outside is not None:
+            outside.update(np.flatnonzero(touched[labels]), labels)
         # Edges touching a merged group get the new ids, lose duplicates and are re-measured; those
         # below the base similarity are dropped (a later merge brings the pair back if an edge of
         # the newcomer joins it).
-        touched = np.zeros(count, dtype=bool)
-        touched[keep] = True
         touched[drop] = True
         dirty = touched[u] | touched[v]
         new_u, new_v = _unique_edges(remap[u[dirty]], remap[v[dirty]], count)

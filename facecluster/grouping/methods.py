@@ -160,12 +160,17 @@ def group_embeddings(
 ) -> np.ndarray:
     """One label per row of unit embeddings; -1 for faces that belong to no group of two or more.
 
+    Embeddings may be float16, which halves their memory at millions of faces (the neighbour
+    search converts them block by block; group sums are float32); other dtypes become float32.
+
     ``photos`` names each face's photo, so that two faces of one photo never share a group.
     ``seeds`` numbers rows that must stay together (-1: free); ``apart`` is an (m, 2) array of
     row pairs that must never share a group. Labels are numbered 0, 1, ... by decreasing group
     size (ties: first face first). HDBSCAN raises CorrectionsNotSupported when given seeds or apart.
     """
-    embeddings = np.asarray(embeddings, dtype=np.float32)
+    embeddings = np.asarray(embeddings)
+    if embeddings.dtype != np.float16:
+        embeddings = embeddings.astype(np.float32, copy=False)
     if options.method == "hdbscan":
         if (seeds is not None and (seeds >= 0).any()) or (apart is not None and len(apart)):
             raise CorrectionsNotSupported("hdbscan cannot honour people corrections; use --method adaptive")
