@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-from benchmarks.throughput import phone_photos
+from benchmarks.throughput import phone_photos, photo_sources
 from facecluster.inference.analyzer import FaceAnalyzer
 from facecluster.inference.cluster import BYTES_PER_TASK, PHOTOS_PER_TASK
 from facecluster.library import Library
@@ -190,11 +190,9 @@ def main() -> None:
     data = args.shared / "data"
     if not data.is_dir():
         raise SystemExit(f"{data} not found: this benchmark needs the shared face data")
-    webfaces = sorted((data / "webfaces" / "images").glob("*.jpg"))
-    groups = sorted(p for p in (data / "group-photos").glob("*.jpg") if p.name != "dogs.jpg")
+    webfaces, mixed = photo_sources(data)
     with tempfile.TemporaryDirectory(prefix="facecluster-cluster-") as temporary:
         work = Path(temporary)
-        mixed = [path for pair in zip(webfaces[200:], groups * 100, strict=False) for path in pair]
         phone = phone_photos(mixed, args.phone, work / "phone")
         (work / "web").mkdir()
         for source in webfaces[: args.web]:

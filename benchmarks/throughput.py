@@ -134,6 +134,13 @@ def web_photos(sources: list[Path], count: int, folder: Path) -> list[Path]:
     return made
 
 
+def photo_sources(data: Path) -> tuple[list[Path], list[Path]]:
+    """WebFaces photos, and the sources of the phone-size photos: WebFaces and group photos in turn."""
+    webfaces = sorted((data / "webfaces" / "images").glob("*.jpg"))
+    groups = sorted(p for p in (data / "group-photos").glob("*.jpg") if p.name != "dogs.jpg")
+    return webfaces, [path for pair in zip(webfaces[200:], groups * 100, strict=False) for path in pair]
+
+
 def facecluster_run(photos: Path, work: Path, workers: int | None) -> Run:
     """A full `facecluster scan` of ``photos`` into a fresh output folder."""
     output = work / "out"
@@ -203,11 +210,9 @@ def main() -> None:
         import face_recognition  # noqa: F401
     except ImportError:
         raise SystemExit("face_recognition is not installed; see this benchmark's docstring") from None
-    webfaces = sorted((data / "webfaces" / "images").glob("*.jpg"))
-    groups = sorted(p for p in (data / "group-photos").glob("*.jpg") if p.name != "dogs.jpg")
+    webfaces, mixed = photo_sources(data)
     with tempfile.TemporaryDirectory(prefix="facecluster-throughput-") as temporary:
         work = Path(temporary)
-        mixed = [path for pair in zip(webfaces[200:], groups * 100, strict=False) for path in pair]
         phone = phone_photos(mixed, args.phone, work / "phone")
         web = web_photos(webfaces, args.web, work / "web")
         megabytes = statistics.mean(p.stat().st_size for p in phone) / 1e6

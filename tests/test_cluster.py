@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -181,6 +182,18 @@ def test_a_worker_killed_mid_scan_loses_and_repeats_nothing(photos, local, start
     assert_same(snapshot(library), local)
 
 
+def after_photos(count: int, action: Callable[[], None]) -> Progress:
+    """Scan progress that runs ``action`` once, when ``count`` photos are done."""
+    done: list[int] = []
+
+    def advance(faces: int) -> None:
+        done.append(faces)
+        if len(done) == count:
+            action()
+
+    return Progress(advance=advance)
+
+
 def saved(library: Library) -> int:
     index = FaceIndex(library.output, readonly=True)
     try:
@@ -191,16 +204,12 @@ def saved(library: Library) -> int:
 
 def test_a_lost_scheduler_stops_the_scan_and_the_next_scan_resumes(photos, local, start_cluster, tmp_path):
     cluster = start_cluster("worker")
-    done = []
-
-    def advance(faces: int) -> None:
-        done.append(faces)
-        if len(done) == 5:
-            cluster.kill("scheduler")
 
     library = Library.create(photos, tmp_path / "out")
     with pytest.raises(ClusterLost, match="run the same command to resume"):
-        library.scan(ScanOptions(device="cpu", scheduler=cluster.address), Progress(advance=advance))
+        library.scan(
+            ScanOptions(device="cpu", scheduler=cluster.address), after_photos(5, partial(cluster.kill, "scheduler"))
+        )
     kept = saved(library)
     assert 5 <= kept < 30
     outcome = library.scan(ScanOptions(device="cpu"))
@@ -210,17 +219,13 @@ def test_a_lost_scheduler_stops_the_scan_and_the_next_scan_resumes(photos, local
 
 def test_a_cluster_without_workers_left_stops_the_scan(photos, local, start_cluster, tmp_path):
     cluster = start_cluster("last")
-    done = []
-
-    def advance(faces: int) -> None:
-        done.append(faces)
-        if len(done) == 5:
-            cluster.kill("last")
 
     library = Library.create(photos, tmp_path / "out")
     quick = dask.config.set({"distributed.comm.timeouts.connect": "2s"})
     with quick, pytest.raises(ClusterLost, match="no workers left"):
-        library.scan(ScanOptions(device="cpu", scheduler=cluster.address), Progress(advance=advance))
+        library.scan(
+            ScanOptions(device="cpu", scheduler=cluster.address), after_photos(5, partial(cluster.kill, "last"))
+        )
     assert 5 <= saved(library) < 30
     library.scan(ScanOptions(device="cpu"))
     assert_same(snapshot(library), local)
@@ -247,17 +252,14 @@ def test_workers_of_another_facecluster_are_refused(photos, start_cluster, tmp_p
 
 def test_a_worker_of_another_facecluster_that_joins_later_is_refused(photos, local, start_cluster, tmp_path):
     cluster = start_cluster("current")
-    done = []
 
-    def advance(faces: int) -> None:
-        done.append(faces)
-        if len(done) == 5:
-            cluster.add_worker("old", "--preload", other_version(tmp_path))
-            cluster.kill("current")
+    def stop() -> None:
+        cluster.add_worker("old", "--preload", other_version(tmp_path))
+        cluster.kill("current")
 
     library = Library.create(photos, tmp_path / "out")
     with pytest.raises(ClusterError, match=r"refusing the cluster .* facecluster 0\.0\.1"):
-        library.scan(ScanOptions(device="cpu", scheduler=cluster.address), Progress(advance=advance))
+        library.scan(ScanOptions(device="cpu", scheduler=cluster.address), after_photos(5, stop))
     found = snapshot(library)
     assert 5 <= len(found["contents"]) < 30
     for sha, faces in found["faces"].items():  # what was kept came from the current version
