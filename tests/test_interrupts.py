@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from facecluster import Library
+from facecluster.cli import main
 from facecluster.library import STALE_KEY
 from tests.fakes import ALICE, BOB, CAROL, FakeAnalyzer, write_library, write_photo
 
@@ -152,3 +154,35 @@ def test_a_killed_change_leaves_outputs_that_the_next_command_rewrites(prepared,
     Library.open(prepared.output)
     check_outputs(prepared.output, photos)
     assert (prepared.output / "people" / "Caroline").is_dir()
+
+
+def test_ctrl_c_while_a_command_starts_exits_130_and_changes_nothing(prepared, monkeypatch):
+    import facecluster.cli.common
+
+    before = state(prepared.output)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(facecluster.cli.common.Library, "open", interrupted)
+    result = CliRunner().invoke(main, ["name", "p1", "Alice", "-o", str(prepared.output)])
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "Aborted" not in result.output
+    assert state(prepared.output) == before
+
+
+def test_ctrl_c_while_a_finished_scan_prints_its_summary_says_the_scan_is_saved(tmp_path, monkeypatch):
+    import facecluster.cli.scan
+    import facecluster.library
+
+    photos = write_library(tmp_path / "photos")
+    monkeypatch.setattr(facecluster.library, "load_face_analyzer", lambda device, workers=None: FakeAnalyzer())
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(facecluster.cli.scan, "Table", interrupted)  # the summary table
+    result = CliRunner().invoke(main, ["scan", str(photos), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 130, result.output
+    assert "interrupted after the scan was completed" in result.output
+    assert len(Library.open(tmp_path / "out").people()) == 3

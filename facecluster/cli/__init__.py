@@ -12,7 +12,7 @@ import click
 
 from facecluster import __version__
 from facecluster.cli.analyze import faces_command, verify_command
-from facecluster.cli.common import stop_on_sigterm
+from facecluster.cli.common import interrupted_outside, stop_on_sigterm
 from facecluster.cli.evaluate import eval_group
 from facecluster.cli.find import find_command
 from facecluster.cli.history import COMMANDS as HISTORY_COMMANDS
@@ -23,7 +23,15 @@ from facecluster.cli.suggest import suggest_command
 from facecluster.cli.xmp import xmp_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            interrupted_outside(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="facecluster")
 def main() -> None:
     """Find, recognise and group the faces in your photos, offline."""

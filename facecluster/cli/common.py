@@ -115,10 +115,20 @@ def fail(message: str, as_json: bool = False, status: int = EXIT_BAD_INPUT) -> N
     sys.exit(status)
 
 
+INTERRUPTED_LATER = "facecluster.interrupted_later"
+"""Key in click's context meta: what to say when Ctrl-C lands after a change was completed, while
+the command prints what it did (``interrupted_outside``)."""
+
+
 @contextmanager
-def reported(as_json: bool = False, interrupted: str | Callable[[], str] | None = None) -> Iterator[None]:
+def reported(
+    as_json: bool = False,
+    interrupted: str | Callable[[], str] | None = None,
+    completed: str | Callable[[], str] | None = None,
+) -> Iterator[None]:
     """Turn library errors into a message and their exit status; with ``interrupted`` (a message, or a
-    function that tells what was done), Ctrl-C and SIGTERM into that message and exit 130."""
+    function that tells what was done), Ctrl-C and SIGTERM into that message and exit 130.
+    ``completed`` is what an interruption after the block ends says (see ``interrupted_outside``)."""
     try:
         yield
     except FaceclusterError as error:
@@ -128,6 +138,15 @@ def reported(as_json: bool = False, interrupted: str | Callable[[], str] | None 
             raise
         note(interrupted() if callable(interrupted) else interrupted)
         sys.exit(EXIT_INTERRUPTED)
+    if completed is not None:
+        click.get_current_context().meta[INTERRUPTED_LATER] = completed() if callable(completed) else completed
+
+
+def interrupted_outside(context: click.Context) -> NoReturn:
+    """Ctrl-C or SIGTERM outside a command's own handling (while it started, or while it printed what
+    it had done): exit 130 and what ``reported`` recorded as done, not click's "Aborted!" and 1."""
+    note(context.meta.get(INTERRUPTED_LATER, "interrupted"))
+    sys.exit(EXIT_INTERRUPTED)
 
 
 @contextmanager
@@ -146,7 +165,7 @@ def changing(output: Path) -> Iterator[Library]:
             f"interrupted after the change was completed (#{now[0].id}); to take it back: facecluster undo -o {output}"
         )
 
-    with reported(interrupted=stopped):
+    with reported(interrupted=stopped, completed=stopped):
         yield library
 
 

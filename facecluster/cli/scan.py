@@ -126,7 +126,8 @@ def scan_command(
     interrupted = "interrupted: every photo analysed so far is saved; run the same command to resume"
     if scheduler is not None:
         _quiet_dask()
-    with reported(interrupted=interrupted):
+    completed = None if dry_run else "interrupted after the scan was completed: its index and outputs are saved"
+    with reported(interrupted=interrupted, completed=completed):
         options = ScanOptions(
             include_hidden=include_hidden,
             exclude=exclude,
