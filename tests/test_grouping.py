@@ -165,15 +165,18 @@ def test_hdbscan_refuses_corrections():
 
 
 def test_consensus_is_the_larger_share_of_faces_pointing_at_the_other_group():
-    from facecluster.grouping.linkage import _consensus, _NearestOutside
+    from facecluster.grouping.linkage import _agreed, _NearestOutside
 
     labels = np.array([0, 0, 2, 2, 4])
     sizes = np.array([2, 0, 2, 0, 1])
     # Each face's neighbours, nearest first; the first one outside its own group counts.
     indices = np.array([[1, 2], [0, 4], [3, 4], [2, 0], [2, 0]])
     outside = _NearestOutside(indices, labels)
-    shares = _consensus(np.array([0, 2, 0]), np.array([2, 4, 4]), labels, sizes, outside)
-    assert list(shares) == [0.5, 1.0, 0.5]
+    edges = np.array([0, 2, 0]), np.array([2, 4, 4])
+    # Shares: 0 -> 2 is 1/2 (2 -> 0 too), 4 -> 2 is 1/1, 0 -> 4 is 1/2 (4 -> 0 none).
+    assert list(_agreed(*edges, labels, sizes, outside, 0.5)) == [True, True, True]
+    assert list(_agreed(*edges, labels, sizes, outside, 0.6)) == [False, True, False]
+    assert list(_agreed(*edges, labels, sizes, outside, 1.0)) == [False, True, False]
     # Groups 2 and 4 merge: faces 3 and 4 look past face 2 (their group) to face 0; face 2 has none left.
     labels = np.array([0, 0, 2, 2, 2])
     outside.update(np.array([2, 3, 4]), labels)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecluster.grouping.neighbours import Neighbours
+from facecluster.grouping.neighbours import Neighbours, as_float32
 
 EDGE_BLOCK = 262_144
 """Edges whose similarity is computed at once: bounds the temporary (block, dimension) arrays."""
@@ -60,19 +60,101 @@ class Cohesion:
 
     u: np.ndarray
     v: np.ndarray
-    sums: np.ndarray
+    sums: GroupSums
     sizes: np.ndarray
 
     def _of(self, groups: np.ndarray) -> np.ndarray:
         size = self.sizes[groups]
-        squared = np.einsum("ij,ij->i", self.sums[groups], self.sums[groups])
-        return (squared - size) / np.maximum(size * (size - 1), 1)
+        return (self.sums.squared[groups] - size) / np.maximum(size * (size - 1), 1)
 
     def a(self, edges: np.ndarray) -> np.ndarray:
         return self._of(self.u[edges])
 
     def b(self, edges: np.ndarray) -> np.ndarray:
         return self._of(self.v[edges])
+
+
+class GroupSums:
+    """The float32 sum of each group's unit rows, by group id (one of the group's rows).
+
+    A lone row's sum is the row itself, read from the embeddings; only groups of two or more rows
+    hold a float32 row here, in a slot reused once its group merges into another. At 10M faces a
+    float32 row per face would take 5.1 GB; the slots' array is allocated for the most groups there
+    can be (half the rows) but only the slots in use are ever written, so only those take memory.
+    """
+
+    def __init__(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
+        count, dimension = embeddings.shape
+        self.embeddings = embeddings
+        self.slot = np.full(count, -1, dtype=np.int64)
+        """Per group id, its row in ``rows``; -1 for a lone row."""
+        self.rows = np.empty((count // 2 + 1, dimension), dtype=np.float32)
+        self.squared = np.ones(count, dtype=np.float32)
+        """Per group id, the squared norm of its sum (1 stands for a lone row's)."""
+        self.free = np.zeros(0, dtype=np.int64)
+        """Slots given up by merged groups, to be taken before new ones."""
+        self.used = 0
+        """Slots ever taken: the rest of ``rows`` was never written."""
+        sizes = np.bincount(labels, minlength=count)
+        groups = np.flatnonzero(sizes >= 2)
+        slots = self.slot[groups] = self._new_slots(len(groups))
+        self.rows[slots] = 0
+        members = np.flatnonzero(sizes[labels] >= 2)
+        for start in range(0, len(members), EDGE_BLOCK):
+            rows = members[start : start + EDGE_BLOCK]
+            np.add.at(self.rows, self.slot[labels[rows]], as_float32(embeddings[rows]))
+        self.squared[groups] = np.einsum("ij,ij->i", self.rows[slots], self.rows[slots])
+
+    def _new_slots(self, wanted: int) -> np.ndarray:
+        reused, self.free = self.free[:wanted], self.free[wanted:]
+        fresh = np.arange(self.used, self.used + wanted - len(reused))
+        self.used += len(fresh)
+        return np.concatenate([reused, fresh])
+
+    def _take(self, groups: np.ndarray, slots: np.ndarray, held: bool) -> np.ndarray:
+        """The float32 sums of groups that all hold a slot, or all are lone rows."""
+        if held:
+            return np.take(self.rows, slots, axis=0)
+        return as_float32(np.take(self.embeddings, groups, axis=0))
+
+    def dots(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The inner product of the sums of groups a and b, pair by pair (float32).
+
+        Pairs are taken by kind (lone or held at either end), so each side is one gather from one
+        array: scattering rows of mixed origin into one array costs more than the products.
+        """
+        slot_a, slot_b = self.slot[a], self.slot[b]
+        result = np.empty(len(a), dtype=np.float32)
+        for a_held in (False, True):
+            for b_held in (False, True):
+                at = np.flatnonzero(((slot_a >= 0) == a_held) & ((slot_b >= 0) == b_held))
+                left = self._take(a[at], slot_a[at], a_held)
+                right = self._take(b[at], slot_b[at], b_held)
+                result[at] = np.einsum("ij,ij->i", left, right)
+        return result
+
+    def merge(self, keep: np.ndarray, drop: np.ndarray) -> None:
+        """Add each group of ``drop`` into its partner in ``keep`` (pairs of distinct groups)."""
+        keep_slot, drop_slot = self.slot[keep], self.slot[drop]
+        target = np.where(keep_slot >= 0, keep_slot, drop_slot)
+        unheld = np.flatnonzero(target < 0)
+        # Slots freed by this round wait for the next: a block below may still read them.
+        target[unheld] = self._new_slots(len(unheld))
+        for start in range(0, len(keep), EDGE_BLOCK):
+            part = slice(start, start + EDGE_BLOCK)
+            merged = self._sum(keep[part], keep_slot[part]) + self._sum(drop[part], drop_slot[part])
+            self.rows[target[part]] = merged
+            self.squared[keep[part]] = np.einsum("ij,ij->i", merged, merged)
+        self.slot[keep] = target
+        self.slot[drop] = -1
+        freed = drop_slot[(keep_slot >= 0) & (drop_slot >= 0)]
+        self.free = np.concatenate([self.free, freed])
+
+    def _sum(self, groups: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        result = np.empty((len(groups), self.rows.shape[1]), dtype=np.float32)
+        for held, at in ((True, np.flatnonzero(slots >= 0)), (False, np.flatnonzero(slots < 0))):
+            result[at] = self._take(groups[at], slots[at], held)
+        return result
 
 
 def _pair_keys(u: np.ndarray, v: np.ndarray, count: int) -> np.ndarray:
@@ -91,12 +173,25 @@ def _unique_edges(u: np.ndarray, v: np.ndarray, count: int) -> tuple[np.ndarray,
     return keys // count, keys % count
 
 
-def _similarities(u: np.ndarray, v: np.ndarray, sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def _similarities(u: np.ndarray, v: np.ndarray, sums: GroupSums, sizes: np.ndarray) -> np.ndarray:
     """Mean pairwise cosine similarity between groups u and v."""
     result = np.empty(len(u), dtype=np.float32)
     for start in range(0, len(u), EDGE_BLOCK):
         a, b = u[start : start + EDGE_BLOCK], v[start : start + EDGE_BLOCK]
-        result[start : start + len(a)] = np.einsum("ij,ij->i", sums[a], sums[b]) / (sizes[a] * sizes[b])
+        result[start : start + len(a)] = sums.dots(a, b) / (sizes[a] * sizes[b])
+    return result
+
+
+def _allowed(
+    rule: MergeRule, u: np.ndarray, v: np.ndarray, sims: np.ndarray, sizes: np.ndarray, sums: GroupSums
+) -> np.ndarray:
+    """Per edge, whether ``rule`` lets its groups merge, block by block (bounds the temporaries)."""
+    result = np.empty(len(u), dtype=bool)
+    for start in range(0, len(u), EDGE_BLOCK):
+        a, b = u[start : start + EDGE_BLOCK], v[start : start + EDGE_BLOCK]
+        result[start : start + len(a)] = rule.allows(
+            sims[start : start + len(a)], sizes[a], sizes[b], Cohesion(a, b, sums, sizes)
+        )
     return result
 
 
@@ -150,10 +245,11 @@ class _NearestOutside:
         return result
 
 
-def _consensus(
-    u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, outside: _NearestOutside
+def _agreed(
+    u: np.ndarray, v: np.ndarray, labels: np.ndarray, sizes: np.ndarray, outside: _NearestOutside, share: float
 ) -> np.ndarray:
-    """Per edge: the larger of the two groups' shares of faces whose nearest outside face is in the other."""
+    """Per edge: whether at least ``share`` of the faces of one of its two groups have their nearest
+    outside face in the other group."""
     count = len(labels)
     involved = np.zeros(count, dtype=bool)
     involved[u] = involved[v] = True
@@ -161,14 +257,22 @@ def _consensus(
     own, target = labels[faces], outside.groups(faces, labels)
     has = target >= 0
     keys, counts = np.unique(own[has] * count + target[has], return_counts=True)
+    # The (group, target) pairs with enough faces, listed by group: at most 1 / share per group.
+    keys = keys[counts / sizes[keys // count] >= share]
+    groups, first, listed = np.unique(keys // count, return_index=True, return_counts=True)
+    start, length = np.zeros(count, dtype=np.int64), np.zeros(count, dtype=np.int64)
+    start[groups], length[groups] = first, listed
+    targets = keys % count
 
-    def share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        wanted = a * count + b
-        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-        found = np.where(keys[at] == wanted, counts[at], 0) if len(keys) else np.zeros(len(a))
-        return found / sizes[a]
+    def pointing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether b is on a's list (a few gathers per edge, no search)."""
+        found = np.zeros(len(a), dtype=bool)
+        for place in range(int(listed.max()) if len(listed) else 0):
+            at = np.flatnonzero(length[a] > place)
+            found[at] |= targets[start[a[at]] + place] == b[at]
+        return found
 
-    return np.maximum(share(u, v), share(v, u))
+    return pointing(u, v) | pointing(v, u)
 
 
 def _seeded(count: int, seeds: np.ndarray | None) -> np.ndarray:
@@ -179,14 +283,6 @@ def _seeded(count: int, seeds: np.ndarray | None) -> np.ndarray:
         numbers, first = np.unique(seeds[seeded], return_index=True)
         labels[seeded] = seeded[first][np.searchsorted(numbers, seeds[seeded])]
     return labels
-
-
-def _sums(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """float32 sum of each group's rows, in the row of the group's id (other rows are unused)."""
-    sums = embeddings.astype(np.float32)
-    moved = np.flatnonzero(labels != np.arange(len(labels)))
-    np.add.at(sums, labels[moved], sums[moved])
-    return sums
 
 
 def average_linkage(
@@ -210,22 +306,23 @@ def average_linkage(
     u, v = labels[kept // width], labels[neighbours.indices.ravel()[kept]]
     del kept
     u, v = _unique_edges(u, v, count)
-    sums = _sums(embeddings, labels)
+    sums = GroupSums(embeddings, labels)
     sims = _similarities(u, v, sums, sizes)
     forbidden = np.empty((0, 2), dtype=np.int64) if cannot_link is None else np.asarray(cannot_link, dtype=np.int64)
     outside = None if rule.consensus is None else _NearestOutside(neighbours.indices, labels)
+    # Whether the rule allows an edge changes only when a group at either end merges: kept per edge.
+    allowed = _allowed(rule, u, v, sims, sizes, sums)
     while True:
-        eligible = np.flatnonzero(rule.allows(sims, sizes[u], sizes[v], Cohesion(u, v, sums, sizes)))
+        eligible = np.flatnonzero(allowed)
         if len(eligible) and len(forbidden):
             conflicts = _pair_keys(labels[forbidden[:, 0]], labels[forbidden[:, 1]], count)
             eligible = eligible[~np.isin(_pair_keys(u[eligible], v[eligible], count), conflicts)]
         if len(eligible) and rule.consensus is not None:
-            agreed = _consensus(u[eligible], v[eligible], labels, sizes, outside) >= rule.consensus
-            eligible = eligible[agreed]
+            eligible = eligible[_agreed(u[eligible], v[eligible], labels, sizes, outside, rule.consensus)]
         if not len(eligible):
             return labels
         keep, drop = _reciprocal_best(u[eligible], v[eligible], sims[eligible], count)
-        sums[keep] += sums[drop]
+        sums.merge(keep, drop)
         sizes[keep] += sizes[drop]
         remap = np.arange(count)
         remap[drop] = keep
@@ -242,6 +339,9 @@ def average_linkage(
         new_u, new_v = _unique_edges(remap[u[dirty]], remap[v[dirty]], count)
         new_sims = _similarities(new_u, new_v, sums, sizes)
         alive = new_sims >= rule.base
-        u = np.concatenate([u[~dirty], new_u[alive]])
-        v = np.concatenate([v[~dirty], new_v[alive]])
-        sims = np.concatenate([sims[~dirty], new_sims[alive]])
+        new_u, new_v, new_sims = new_u[alive], new_v[alive], new_sims[alive]
+        clean = ~dirty
+        u = np.concatenate([u[clean], new_u])
+        v = np.concatenate([v[clean], new_v])
+        sims = np.concatenate([sims[clean], new_sims])
+        allowed = np.concatenate([allowed[clean], _allowed(rule, new_u, new_v, new_sims, sizes, sums)])
