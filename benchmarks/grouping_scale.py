@@ -133,7 +133,7 @@ def measure(size: int, output: Path, shared: Path, method: str, dtype: str) -> d
         "group_s": round(seconds, 1),
         "rss_before_mb": round(before_mb),
         "peak_mb": round(peak_mb),
-        "real": [real.pairwise_f1, real.bcubed_f1, real.groups, real.people],
+        "real": [real.pairwise_f1, real.bcubed_f1, real.groups, real.people, real.bcubed_precision, real.bcubed_recall],
         "synthetic": [fake.pairwise_f1, fake.bcubed_f1, fake.groups, fake.people] if fake else None,
     }
 
@@ -157,7 +157,7 @@ def main() -> None:
         return
     lfw_images(args.shared)
     header = f"{'faces':>9} | {'method':<13} | set     | group s | peak MB | before MB | real pair F1 | real B3 F1"
-    print(f"{header} | synth B3 F1")
+    print(f"{header} | real B3 P / R | synth B3 F1")
     for size in (int(s) for s in args.sizes.split(",")):
         runs = [DEFAULT_METHOD] + (["scipy"] if size <= BASELINE_MAX_FACES else [])
         for method in runs:
@@ -171,7 +171,8 @@ def main() -> None:
             synth = f"{row['synthetic'][1]:.3f}" if row["synthetic"] else "-"
             print(
                 f"{row['faces']:>9} | {method:<13} | {args.dtype:<7} | {row['group_s']:>7} | {row['peak_mb']:>7} | "
-                f"{row['rss_before_mb']:>9} | {row['real'][0]:>12.3f} | {row['real'][1]:>10.3f} | {synth:>11}",
+                f"{row['rss_before_mb']:>9} | {row['real'][0]:>12.3f} | {row['real'][1]:>10.3f} | "
+                f"{row['real'][4]:.3f} / {row['real'][5]:.3f} | {synth:>11}",
                 flush=True,
             )
 

@@ -48,12 +48,19 @@ class Cluster:
         arguments = ["--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(self.file)]
         self.scheduler = self._start("scheduler", arguments, "scheduler")
         deadline = time.monotonic() + START_TIMEOUT
-        while not self.file.is_file():
+        while (address := self._written_address()) is None:
             if time.monotonic() > deadline:
                 self.stop()
                 pytest.fail("the scheduler did not start")
             time.sleep(0.1)
-        self.address = json.loads(self.file.read_text())["address"]
+        self.address = address
+
+    def _written_address(self) -> str | None:
+        """The scheduler's address once its file is there and complete (it may be read half-written)."""
+        try:
+            return json.loads(self.file.read_text())["address"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            return None
 
     def _start(self, kind: str, arguments: list[str], name: str) -> subprocess.Popen:
         self.logs.append((self.folder / f"{name}.log").open("wb"))
