@@ -12,7 +12,8 @@ little noise per face. The set is held once, written in place, as float16 (--dty
 the index stores embeddings). Quality is scored on LFW's real faces (and on the synthetic ones,
 whose identities are known too). The baseline is exact average linkage (scipy, all n^2/2
 distances) where it fits in memory. At 10,000,000 faces (--sizes 10000000) most of the time goes
-to the neighbour search, and peak memory is mostly the set, its float32 group sums and the index.
+to the neighbour search, and peak memory is mostly the set and the index, then the linkage's
+edges and the float32 sums of its groups of two or more faces.
 """
 
 from __future__ import annotations

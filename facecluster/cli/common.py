@@ -128,7 +128,8 @@ def reported(
 ) -> Iterator[None]:
     """Turn library errors into a message and their exit status; with ``interrupted`` (a message, or a
     function that tells what was done), Ctrl-C and SIGTERM into that message and exit 130.
-    ``completed`` is what an interruption after the block ends says (see ``interrupted_outside``)."""
+    ``completed`` (the same kinds) is what an interruption after the block ends says
+    (see ``interrupted_outside``)."""
     try:
         yield
     except FaceclusterError as error:
@@ -139,13 +140,14 @@ def reported(
         note(interrupted() if callable(interrupted) else interrupted)
         sys.exit(EXIT_INTERRUPTED)
     if completed is not None:
-        click.get_current_context().meta[INTERRUPTED_LATER] = completed() if callable(completed) else completed
+        click.get_current_context().meta[INTERRUPTED_LATER] = completed
 
 
 def interrupted_outside(context: click.Context) -> NoReturn:
     """Ctrl-C or SIGTERM outside a command's own handling (while it started, or while it printed what
     it had done): exit 130 and what ``reported`` recorded as done, not click's "Aborted!" and 1."""
-    note(context.meta.get(INTERRUPTED_LATER, "interrupted"))
+    said = context.meta.get(INTERRUPTED_LATER, "interrupted")
+    note(said() if callable(said) else said)
     sys.exit(EXIT_INTERRUPTED)
 
 

@@ -60,12 +60,13 @@ class Cohesion:
 
     u: np.ndarray
     v: np.ndarray
-    sums: GroupSums
+    squared: np.ndarray
+    """Per group id, the squared norm of its sum (GroupSums.squared)."""
     sizes: np.ndarray
 
     def _of(self, groups: np.ndarray) -> np.ndarray:
         size = self.sizes[groups]
-        return (self.sums.squared[groups] - size) / np.maximum(size * (size - 1), 1)
+        return (self.squared[groups] - size) / np.maximum(size * (size - 1), 1)
 
     def a(self, edges: np.ndarray) -> np.ndarray:
         return self._of(self.u[edges])
@@ -83,7 +84,8 @@ class GroupSums:
     can be (half the rows) but only the slots in use are ever written, so only those take memory.
     """
 
-    def __init__(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(self, embeddings: np.ndarray, labels: np.ndarray, sizes: np.ndarray) -> None:
+        """``sizes``: the number of rows of each group id in ``labels``."""
         count, dimension = embeddings.shape
         self.embeddings = embeddings
         self.slot = np.full(count, -1, dtype=np.int64)
@@ -95,7 +97,6 @@ class GroupSums:
         """Slots given up by merged groups, to be taken before new ones."""
         self.used = 0
         """Slots ever taken: the rest of ``rows`` was never written."""
-        sizes = np.bincount(labels, minlength=count)
         groups = np.flatnonzero(sizes >= 2)
         slots = self.slot[groups] = self._new_slots(len(groups))
         self.rows[slots] = 0
@@ -190,7 +191,7 @@ def _allowed(
     for start in range(0, len(u), EDGE_BLOCK):
         a, b = u[start : start + EDGE_BLOCK], v[start : start + EDGE_BLOCK]
         result[start : start + len(a)] = rule.allows(
-            sims[start : start + len(a)], sizes[a], sizes[b], Cohesion(a, b, sums, sizes)
+            sims[start : start + len(a)], sizes[a], sizes[b], Cohesion(a, b, sums.squared, sizes)
         )
     return result
 
@@ -306,7 +307,7 @@ def average_linkage(
     u, v = labels[kept // width], labels[neighbours.indices.ravel()[kept]]
     del kept
     u, v = _unique_edges(u, v, count)
-    sums = GroupSums(embeddings, labels)
+    sums = GroupSums(embeddings, labels, sizes)
     sims = _similarities(u, v, sums, sizes)
     forbidden = np.empty((0, 2), dtype=np.int64) if cannot_link is None else np.asarray(cannot_link, dtype=np.int64)
     outside = None if rule.consensus is None else _NearestOutside(neighbours.indices, labels)
