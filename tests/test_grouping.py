@@ -134,6 +134,58 @@ def test_inverted_file_index_of_float16_added_in_blocks_finds_the_neighbours(mon
     assert np.abs(compact.similarities - exact.similarities)[same].max() < 0.001  # float16 codes
 
 
+def test_refining_finds_the_neighbours_a_graph_missed_among_its_neighbours_neighbours():
+    embeddings, _ = _identities(people=200, per_person=5, noise=0.05, seed=5)
+    exact = nearest_neighbours(embeddings, 4)
+    # Every other row lost its nearest neighbour (a face of the same person, whom the rows that
+    # kept theirs all list).
+    similarities, indices = exact.similarities.copy(), exact.indices.copy()
+    similarities[::2] = np.concatenate([similarities[::2, 1:], np.full((500, 1), -np.inf, np.float32)], 1)
+    indices[::2] = np.concatenate([indices[::2, 1:], np.full((500, 1), -1, np.int32)], 1)
+    assert (indices == exact.indices).mean() <= 0.5
+    neighbours_module._refine(embeddings, similarities, indices, rounds=1)
+    assert (indices == exact.indices).mean() > 0.99
+    assert np.abs(similarities - exact.similarities).max() < 1e-5
+    assert np.all(np.diff(similarities, axis=1) <= 0)
+
+
+def test_reverse_neighbours_list_the_rows_that_list_each_row():
+    indices = np.array([[1, 2], [2, -1], [0, 1], [1, 0]], dtype=np.int32)
+    reverse = neighbours_module._reverse_neighbours(indices, 2)
+    assert reverse.tolist() == [[2, 3], [0, 2], [0, 1], [-1, -1]]
+    assert neighbours_module._reverse_neighbours(indices, 1).tolist() == [[2], [0], [0], [-1]]
+
+
+def test_refining_never_adds_a_row_itself_a_repeat_or_a_missing_neighbour():
+    embeddings, _ = _identities(people=2, per_person=2, noise=0.05, seed=2)
+    found = nearest_neighbours(embeddings, 3)  # one pair per person: row 0 has 1 and two strangers
+    found.indices[:, 2] = -1
+    found.similarities[:, 2] = -np.inf
+    neighbours_module._refine(embeddings, found.similarities, found.indices, rounds=2)
+    for row, others in enumerate(found.indices):
+        listed = others[others >= 0]
+        assert row not in listed and len(set(listed)) == len(listed) == 3
+    assert list(found.indices[0][:1]) == [1] and list(found.indices[2][:1]) == [3]
+
+
+def test_inverted_file_with_too_few_probes_is_repaired_by_refining(monkeypatch):
+    # Each person's 20 faces fill several small lists; a query reaches only the nearest two.
+    embeddings, _ = _identities(people=100, per_person=20, noise=0.1, seed=8)
+    exact = nearest_neighbours(embeddings, 5).indices
+    monkeypatch.setattr(neighbours_module, "EXACT_LIMIT", 100)
+    monkeypatch.setattr(neighbours_module, "COMPACT_LIMIT", 500)
+    monkeypatch.setattr(neighbours_module, "LIST_SIZE", 8)
+    monkeypatch.setattr(neighbours_module, "PROBES", 2)
+
+    def recall(rounds: int) -> float:
+        monkeypatch.setattr(neighbours_module, "REFINE_ROUNDS", rounds)
+        found = nearest_neighbours(embeddings.astype(np.float16), 5).indices
+        return np.mean([len(set(a) & set(b)) / 5 for a, b in zip(found, exact, strict=True)])
+
+    unrefined, refined = recall(0), recall(2)
+    assert unrefined < 0.94 and refined > 0.96, (unrefined, refined)
+
+
 def test_neighbours_of_a_tiny_set_are_padded():
     embeddings, _ = _identities(people=1, per_person=2, noise=0.05)
     found = nearest_neighbours(embeddings, 4)
