@@ -42,8 +42,9 @@ TRAINING_SHARE = 32
 """Training vectors per centroid, taken evenly across the set."""
 
 BLOCK = 1_000_000
-"""Vectors converted to float32 and added to the inverted file at once, so a float16 set is never
-converted whole (up to COMPACT_LIMIT the set is converted, if float16, and added in one call)."""
+"""Vectors converted to float32 and added to the inverted file at once, so the float16 set is not
+converted whole while the file holds its own codes (up to COMPACT_LIMIT the set is converted, if
+float16, and added in one call; the refining converts it whole once the file is freed)."""
 
 QUERY_BLOCK = 65_536
 """Queries per search call: bounds the temporary result arrays."""
@@ -200,14 +201,12 @@ def _refine(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, 
     are its k neighbours and up to k rows that list it, and the neighbours of all of these; it keeps
     the k most similar, so a row loses a neighbour only to one at least as similar. Blocks of rows
     are refined in order, each from the graph as refined so far, so the result does not depend on
-    threads. Similarities are exact inner products of float32 rows: a float32 copy of the set is
-    held meanwhile (5.1 GB at 10M faces, while the inverted file is already freed)."""
+    threads. Similarities are exact inner products of float32 rows: a float16 set is converted
+    whole meanwhile (5.1 GB at 10M faces, while the inverted file is already freed)."""
     import faiss
 
     count, k = indices.shape
-    rows_32 = np.empty(vectors.shape, dtype=np.float32)
-    for start in range(0, count, BLOCK):
-        rows_32[start : start + BLOCK] = as_float32(vectors[start : start + BLOCK])
+    rows_32 = as_float32(vectors)
     for _ in range(rounds):
         reverse = _reverse_neighbours(indices, k)
         for start in range(0, count, QUERY_BLOCK):
@@ -236,5 +235,4 @@ def _refine(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, 
             order = np.take_along_axis(best, np.argsort(-best_found, axis=1, kind="stable"), axis=1)
             kept = np.take_along_axis(found, order, axis=1)
             similarities[start : start + rows] = kept
-            kept_rows = np.take_along_axis(candidates, order, axis=1)
-            indices[start : start + rows] = np.where(np.isfinite(kept), kept_rows, -1)
+            indices[start : start + rows] = np.take_along_axis(candidates, order, axis=1)  # -1 where -inf
