@@ -12,9 +12,10 @@ little noise per face. The set is held once, written in place, as float16 (--dty
 the index stores embeddings). Quality is scored on LFW's real faces (and on the synthetic ones,
 whose identities are known too). The baseline is exact average linkage (scipy, all n^2/2
 distances) where it fits in memory. At 10,000,000 faces (--sizes 10000000) half of the time goes
-to the neighbour search, the rest to refining its graph and to the linkage; peak memory is the
-set with a float32 copy while the graph is refined, and otherwise the set and the index, or the
-linkage's edges and the float32 sums of its groups of two or more faces.
+to the neighbour search, the rest to refining and walking its graph and to the linkage; peak
+memory is the set with a float32 copy while the graph is refined, and otherwise the set and an
+index (the inverted file, or the walk's graph), or the linkage's edges and the float32 sums of
+its groups of two or more faces.
 """
 
 from __future__ import annotations

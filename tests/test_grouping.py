@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -6,7 +8,7 @@ from facecluster.errors import CorrectionsNotSupported
 from facecluster.evaluation.clustering import score_clustering
 from facecluster.grouping import METHODS, GroupingOptions, group_embeddings
 from facecluster.grouping.linkage import MergeRule, average_linkage
-from facecluster.grouping.neighbours import nearest_neighbours
+from facecluster.grouping.neighbours import Neighbours, nearest_neighbours
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -168,7 +170,7 @@ def test_refining_never_adds_a_row_itself_a_repeat_or_a_missing_neighbour():
     assert list(found.indices[0][:1]) == [1] and list(found.indices[2][:1]) == [3]
 
 
-def test_inverted_file_with_too_few_probes_is_repaired_by_refining(monkeypatch):
+def test_inverted_file_with_too_few_probes_is_repaired_by_refining_and_walking(monkeypatch):
     # Each person's 20 faces fill several small lists; a query reaches only the nearest two.
     embeddings, _ = _identities(people=100, per_person=20, noise=0.1, seed=8)
     exact = nearest_neighbours(embeddings, 5).indices
@@ -176,14 +178,65 @@ def test_inverted_file_with_too_few_probes_is_repaired_by_refining(monkeypatch):
     monkeypatch.setattr(neighbours_module, "COMPACT_LIMIT", 500)
     monkeypatch.setattr(neighbours_module, "LIST_SIZE", 8)
     monkeypatch.setattr(neighbours_module, "PROBES", 2)
+    walk = neighbours_module._walk
 
-    def recall(rounds: int) -> float:
+    def recall(rounds: int, walking: bool) -> float:
         monkeypatch.setattr(neighbours_module, "REFINE_ROUNDS", rounds)
+        monkeypatch.setattr(neighbours_module, "_walk", walk if walking else lambda *arguments: None)
         found = nearest_neighbours(embeddings.astype(np.float16), 5).indices
         return np.mean([len(set(a) & set(b)) / 5 for a, b in zip(found, exact, strict=True)])
 
-    unrefined, refined = recall(0), recall(2)
-    assert unrefined < 0.94 and refined > 0.96, (unrefined, refined)
+    searched, refined, walked, both = recall(0, False), recall(1, False), recall(0, True), recall(1, True)
+    assert searched < 0.94 and refined > 0.96 and walked > 0.99 and both > 0.99, (searched, refined, walked, both)
+
+
+def _chained(per_person: int, k: int, dtype: type) -> tuple[np.ndarray, Neighbours, Neighbours]:
+    """Faces of 100 people, their exact k nearest, and a graph that links each face only to the
+    next face of the same person (in a ring), the other slots missing."""
+    embeddings, _ = _identities(people=100, per_person=per_person, noise=0.05, seed=9)
+    embeddings = embeddings.astype(dtype)
+    exact = nearest_neighbours(embeddings, k)
+    rows = np.arange(len(embeddings))
+    indices = np.full((len(rows), k), -1, dtype=np.int32)
+    indices[:, 0] = rows // per_person * per_person + (rows + 1) % per_person
+    similarities = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    similarities[:, 0] = np.einsum("ij,ij->i", embeddings[rows].astype(np.float32), embeddings[indices[:, 0]])
+    return embeddings, exact, Neighbours(similarities, indices)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_walking_the_graph_finds_neighbours_beyond_the_neighbours_of_neighbours(dtype):
+    embeddings, exact, chain = _chained(per_person=8, k=4, dtype=dtype)
+    refined = Neighbours(chain.similarities.copy(), chain.indices.copy())
+    neighbours_module._refine(embeddings, refined.similarities, refined.indices, rounds=1)
+    neighbours_module._walk(embeddings, chain.similarities, chain.indices, depth=8)
+
+    def recall(found: Neighbours) -> float:
+        return np.mean([len(set(a) & set(b)) / 4 for a, b in zip(found.indices, exact.indices, strict=True)])
+
+    assert recall(refined) < 0.8 and recall(chain) > 0.99, (recall(refined), recall(chain))
+    same = chain.indices == exact.indices
+    assert np.abs(chain.similarities - exact.similarities)[same].max() < 1e-5
+    assert np.all(np.diff(chain.similarities, axis=1) <= 0)
+
+
+def test_walking_never_adds_a_row_itself_a_repeat_or_a_missing_neighbour_and_ignores_threads():
+    import faiss
+
+    embeddings, _, chain = _chained(per_person=3, k=4, dtype=np.float16)  # two others per person
+    results = []
+    for threads in (1, 2):
+        faiss.omp_set_num_threads(threads)
+        found = Neighbours(chain.similarities.copy(), chain.indices.copy())
+        neighbours_module._walk(embeddings, found.similarities, found.indices, depth=8)
+        results.append(found)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    assert np.array_equal(results[0].indices, results[1].indices)
+    for row, others in enumerate(results[0].indices):
+        listed = others[others >= 0]
+        assert row not in listed and len(set(listed)) == len(listed) == 2
+        assert set(listed) == set(range(row // 3 * 3, row // 3 * 3 + 3)) - {row}
+    assert np.isneginf(results[0].similarities[:, 2:]).all()
 
 
 def test_neighbours_of_a_tiny_set_are_padded():
