@@ -85,7 +85,7 @@ def test_each_part_imports_only_the_parts_before_it():
     assert not wrong, "\n".join(wrong)
 
 
-def test_importing_the_package_loads_no_model_and_changes_no_global_state():
+def test_importing_the_package_loads_no_model_no_web_server_and_changes_no_global_state():
     check = """
 import logging, sys
 from PIL import Image
@@ -95,6 +95,7 @@ loggers = {name: logging.getLogger(name).level for name in ("", "exifread", "PIL
 handlers = list(logging.getLogger().handlers)
 import facecluster, facecluster.cli
 assert "onnxruntime" not in sys.modules, "onnxruntime was imported"
+assert "flask" not in sys.modules and "waitress" not in sys.modules, "the review app's web stack was imported"
 assert (Image.MAX_IMAGE_PIXELS, sorted(Image.OPEN), sorted(Image.registered_extensions())) == before, "Pillow"
 assert {name: logging.getLogger(name).level for name in loggers} == loggers, "logging levels"
 assert logging.getLogger().handlers == handlers, "logging handlers"

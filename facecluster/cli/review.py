@@ -12,8 +12,7 @@ import click
 from facecluster.cli.common import EXIT_STORAGE, fail, note, output_option, reported
 from facecluster.errors import FaceclusterError
 from facecluster.library import Library
-from facecluster.review.security import is_loopback
-from facecluster.review.server import DEFAULT_HOST, ReviewServer
+from facecluster.review.security import DEFAULT_HOST, is_loopback
 
 
 @click.command("review")
@@ -34,6 +33,8 @@ def review_command(output: Path, port: int, host: str, no_browser: bool) -> None
     takes them back); albums, people.json and the report follow a few seconds after the last
     change, and when the app stops (Ctrl-C). While a scan runs, the app is read-only.
     """
+    from facecluster.review.server import ReviewServer  # Flask and waitress load only for this command
+
     with reported():
         library = Library.open(output)
         server = ReviewServer(library, host, port)

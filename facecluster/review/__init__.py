@@ -2,9 +2,6 @@
 
 A Flask app served by waitress on 127.0.0.1. Every action goes through the library's corrections
 (the same API and history as the command line), so the app, the CLI and people.json always agree.
+The package itself imports nothing: Flask and waitress load only when the app is served
+(``facecluster.review.server``), not with every command.
 """
-
-from facecluster.review.app import create_app
-from facecluster.review.server import ReviewServer
-
-__all__ = ["ReviewServer", "create_app"]

@@ -18,6 +18,8 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
+DEFAULT_HOST = "127.0.0.1"
+
 CSP = (
     "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self';"
     " form-action 'self'; base-uri 'none'; frame-ancestors 'none'"

@@ -13,10 +13,9 @@ from waitress.server import create_server
 from facecluster.errors import InvalidInput
 from facecluster.library import Library
 from facecluster.review.app import create_app
-from facecluster.review.security import Guard, check_host
+from facecluster.review.security import DEFAULT_HOST, Guard, check_host
 from facecluster.review.session import SETTLE_DELAY, ReviewSession
 
-DEFAULT_HOST = "127.0.0.1"
 THREADS = 4
 LOOP_STEP = 0.2
 """Seconds between checks for ``close()`` while serving."""
