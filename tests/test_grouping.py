@@ -228,7 +228,7 @@ def test_walking_never_adds_a_row_itself_a_repeat_or_a_missing_neighbour_and_ign
     for threads in (1, 2):
         faiss.omp_set_num_threads(threads)
         found = Neighbours(chain.similarities.copy(), chain.indices.copy())
-        neighbours_module._walk(embeddings, found.similarities, found.indices, depth=8)
+        neighbours_module._walk(embeddings, found.similarities, found.indices, depth=8, walks=2)
         results.append(found)
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     assert np.array_equal(results[0].indices, results[1].indices)

@@ -49,14 +49,13 @@ float16, and added in one call; the refining converts it whole once the file is 
 QUERY_BLOCK = 65_536
 """Queries per search call: bounds the temporary result arrays."""
 
-REFINE_ROUNDS, WALK_DEPTH = 1, 32
-"""How the inverted file's graph is improved: rounds of NN-descent (``_refine``), then a walk of
-the graph from every row (``_walk``) that keeps WALK_DEPTH candidates. In the 10M benchmark
+REFINE_ROUNDS, WALKS, WALK_DEPTH = 1, 2, 32
+"""How the inverted file's graph is improved: rounds of NN-descent (``_refine``), then walks of
+the graph from every row (``_walk``) that keep WALK_DEPTH candidates. In the 10M benchmark
 (benchmarks/grouping_scale.py) the inverted file finds 66.1 % of the exact same-person neighbours
-among LFW's real faces' 10 nearest; one round raises that to 87.2 % (2.5 minutes on 2 cores), the
-walk then to 97.3 % (about 4.5 minutes). Three rounds alone reached 95.5 % in 7.5 minutes; the walk
-from the inverted file's graph, 96.1 %; a walk keeping 16 / 24 candidates after one round, 95.8 /
-96.6 %."""
+among LFW's real faces' 10 nearest; one round raises that to 87.2 % (2.5 minutes on 2 cores), a
+first walk to 97.3 % and a second to 98.8 % (3.6 minutes each). Three rounds alone reached 95.5 %
+in 7.5 minutes; three rounds and one walk keeping 64 candidates, 98.9 % in about 15 minutes."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def nearest_neighbours(vectors: np.ndarray, k: int) -> Neighbours:
         del index
         _release_freed_memory()
         _refine(vectors, similarities, indices, REFINE_ROUNDS)
-        _walk(vectors, similarities, indices, WALK_DEPTH)
+        _walk(vectors, similarities, indices, WALK_DEPTH, WALKS)
     return Neighbours(similarities, indices)
 
 
@@ -241,17 +240,18 @@ def _refine(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, 
             indices[start : start + rows] = np.take_along_axis(candidates, order, axis=1)  # -1 where -inf
 
 
-def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, depth: int) -> None:
-    """Search every row's neighbours again by walking the graph itself, in place.
+def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, depth: int, walks: int = 1) -> None:
+    """Search every row's neighbours again by walking the graph itself, ``walks`` times, in place.
 
     The graph becomes the single layer of a faiss HNSW index: each row links to its k neighbours
     and up to k rows that list it. Each row's search starts at the row and keeps the ``depth``
     most similar rows seen as candidates to expand (HNSW's search), so it reaches neighbours
     several links away, where NN-descent compares only neighbours of neighbours. A row's own
     neighbours are compared first, so it loses one only to a row at least as similar. Every
-    search reads the graph as it was before any row changed: the result does not depend on
-    threads. The index holds the set as float16 codes (float32 for a float32 set: exact either
-    way) and 2k links per row: 3.4 GB at 10M faces.
+    search of a walk reads the graph as it was before the walk: the result does not depend on
+    threads. The next walk starts from the links the last one found. The index holds the set as
+    float16 codes (float32 for a float32 set: exact either way) and 2k links per row: 3.4 GB at
+    10M faces.
     """
     import faiss
 
@@ -268,32 +268,33 @@ def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, de
     graph = index.hnsw
     faiss.copy_array_to_vector(np.ones(count, dtype=np.int32), graph.levels)  # every row on one layer
     graph.prepare_level_tab(count, True)
-    links = faiss.rev_swig_ptr(graph.neighbors.data(), graph.neighbors.size()).reshape(count, 2 * k)
-    links[:, :k] = indices
-    links[:, k:] = _reverse_neighbours(indices, k)
-    links[:] = -np.sort(-links, axis=1)  # a search reads a row's links up to the first -1
     graph.efSearch = max(depth, k + 1)
-    for start in range(0, count, QUERY_BLOCK):
-        queries = as_float32(vectors[start : start + QUERY_BLOCK])
-        rows = len(queries)
-        entries = np.arange(start, start + rows, dtype=np.int32)[:, None]
-        entry_distances = np.full((rows, 1), -1.0, dtype=np.float32)
-        found_sims = np.empty((rows, k + 1), dtype=np.float32)
-        found = np.empty((rows, k + 1), dtype=np.int64)
-        index.search_level_0(
-            rows,
-            faiss.swig_ptr(queries),
-            k + 1,
-            faiss.swig_ptr(entries),
-            faiss.swig_ptr(entry_distances),
-            faiss.swig_ptr(found_sims),
-            faiss.swig_ptr(found),
-            1,
-            1,
-            None,
-        )
-        found_sims[(found == entries) | (found < 0)] = -np.inf  # the row itself, or nothing
-        order = np.argsort(-found_sims, axis=1, kind="stable")[:, :k]
-        kept = np.take_along_axis(found_sims, order, axis=1)
-        similarities[start : start + rows] = kept
-        indices[start : start + rows] = np.where(np.isfinite(kept), np.take_along_axis(found, order, axis=1), -1)
+    links = faiss.rev_swig_ptr(graph.neighbors.data(), graph.neighbors.size()).reshape(count, 2 * k)
+    for _ in range(walks):
+        links[:, :k] = indices
+        links[:, k:] = _reverse_neighbours(indices, k)
+        links[:] = -np.sort(-links, axis=1)  # a search reads a row's links up to the first -1
+        for start in range(0, count, QUERY_BLOCK):
+            queries = as_float32(vectors[start : start + QUERY_BLOCK])
+            rows = len(queries)
+            entries = np.arange(start, start + rows, dtype=np.int32)[:, None]
+            entry_distances = np.full((rows, 1), -1.0, dtype=np.float32)
+            found_sims = np.empty((rows, k + 1), dtype=np.float32)
+            found = np.empty((rows, k + 1), dtype=np.int64)
+            index.search_level_0(
+                rows,
+                faiss.swig_ptr(queries),
+                k + 1,
+                faiss.swig_ptr(entries),
+                faiss.swig_ptr(entry_distances),
+                faiss.swig_ptr(found_sims),
+                faiss.swig_ptr(found),
+                1,
+                1,
+                None,
+            )
+            found_sims[(found == entries) | (found < 0)] = -np.inf  # the row itself, or nothing
+            order = np.argsort(-found_sims, axis=1, kind="stable")[:, :k]
+            kept = np.take_along_axis(found_sims, order, axis=1)
+            similarities[start : start + rows] = kept
+            indices[start : start + rows] = np.where(np.isfinite(kept), np.take_along_axis(found, order, axis=1), -1)
