@@ -1,5 +1,3 @@
-import os
-
 import numpy as np
 import pytest
 
@@ -224,13 +222,15 @@ def test_walking_never_adds_a_row_itself_a_repeat_or_a_missing_neighbour_and_ign
     import faiss
 
     embeddings, _, chain = _chained(per_person=3, k=4, dtype=np.float16)  # two others per person
-    results = []
-    for threads in (1, 2):
-        faiss.omp_set_num_threads(threads)
-        found = Neighbours(chain.similarities.copy(), chain.indices.copy())
-        neighbours_module._walk(embeddings, found.similarities, found.indices, depth=8, walks=2)
-        results.append(found)
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    results, threads_before = [], faiss.omp_get_max_threads()
+    try:
+        for threads in (1, 2):
+            faiss.omp_set_num_threads(threads)
+            found = Neighbours(chain.similarities.copy(), chain.indices.copy())
+            neighbours_module._walk(embeddings, found.similarities, found.indices, depth=8, walks=2)
+            results.append(found)
+    finally:
+        faiss.omp_set_num_threads(threads_before)
     assert np.array_equal(results[0].indices, results[1].indices)
     for row, others in enumerate(results[0].indices):
         listed = others[others >= 0]

@@ -36,7 +36,7 @@ of 4.0 on 2 cores, and each query costs the same at 10M. Those queries are mostl
 in tight albums; LFW's real faces, among many synthetic look-alikes, fare far worse: 82.5 % of
 their exact 10 nearest at 1M (HNSW 98.0 %) and 51.5 % at 10M. More probes or larger lists
 recover little for the time they cost (10M: 96 probes, 8x the time, 80.4 %); refining and walking
-the graph (REFINE_ROUNDS, WALK_DEPTH) recovers most of it."""
+the graph (REFINE_ROUNDS, WALKS, WALK_DEPTH) recovers most of it."""
 
 TRAINING_SHARE = 32
 """Training vectors per centroid, taken evenly across the set."""
@@ -163,22 +163,28 @@ def nearest_neighbours(vectors: np.ndarray, k: int) -> Neighbours:
     indices = np.full((count, k), -1, dtype=np.int32)
     for start in range(0, count, QUERY_BLOCK):
         found_sims, found = index.search(as_float32(vectors[start : start + QUERY_BLOCK]), wanted)
-        rows = np.arange(start, start + len(found))[:, None]
-        # Drop each row itself (wherever it ranks), keep the first k others.
-        others = (found != rows) & (found >= 0)
-        order = np.argsort(~others, axis=1, kind="stable")[:, :k]
-        taken = np.take_along_axis(others, order, axis=1)
-        width = order.shape[1]
-        similarities[start : start + len(found), :width] = np.where(
-            taken, np.take_along_axis(found_sims, order, axis=1), -np.inf
-        )
-        indices[start : start + len(found), :width] = np.where(taken, np.take_along_axis(found, order, axis=1), -1)
+        _keep_others(found_sims, found, start, similarities, indices)
     if count > COMPACT_LIMIT:
         del index
         _release_freed_memory()
         _refine(vectors, similarities, indices, REFINE_ROUNDS)
         _walk(vectors, similarities, indices, WALK_DEPTH, WALKS)
     return Neighbours(similarities, indices)
+
+
+def _keep_others(
+    found_sims: np.ndarray, found: np.ndarray, start: int, similarities: np.ndarray, indices: np.ndarray
+) -> None:
+    """Write a search's results for rows ``start``... into the graph: each row's first k others
+    (the row itself dropped wherever it ranks, and -1 results), -inf / -1 where fewer were found."""
+    k = indices.shape[1]
+    others = (found != np.arange(start, start + len(found))[:, None]) & (found >= 0)
+    order = np.argsort(~others, axis=1, kind="stable")[:, :k]
+    taken = np.take_along_axis(others, order, axis=1)
+    width = order.shape[1]
+    rows = slice(start, start + len(found))
+    similarities[rows, :width] = np.where(taken, np.take_along_axis(found_sims, order, axis=1), -np.inf)
+    indices[rows, :width] = np.where(taken, np.take_along_axis(found, order, axis=1), -1)
 
 
 def _reverse_neighbours(indices: np.ndarray, width: int) -> np.ndarray:
@@ -293,8 +299,4 @@ def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, de
                 1,
                 None,
             )
-            found_sims[(found == entries) | (found < 0)] = -np.inf  # the row itself, or nothing
-            order = np.argsort(-found_sims, axis=1, kind="stable")[:, :k]
-            kept = np.take_along_axis(found_sims, order, axis=1)
-            similarities[start : start + rows] = kept
-            indices[start : start + rows] = np.where(np.isfinite(kept), np.take_along_axis(found, order, axis=1), -1)
+            _keep_others(found_sims, found, start, similarities, indices)  # results come most similar first
