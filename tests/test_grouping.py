@@ -207,7 +207,7 @@ def test_walking_the_graph_finds_neighbours_beyond_the_neighbours_of_neighbours(
     embeddings, exact, chain = _chained(per_person=8, k=4, dtype=dtype)
     refined = Neighbours(chain.similarities.copy(), chain.indices.copy())
     neighbours_module._refine(embeddings, refined.similarities, refined.indices, rounds=1)
-    neighbours_module._walk(embeddings, chain.similarities, chain.indices, depth=8)
+    neighbours_module._walk(embeddings, chain.similarities, chain.indices, depth=8, rewalk_depth=8)
 
     def recall(found: Neighbours) -> float:
         return np.mean([len(set(a) & set(b)) / 4 for a, b in zip(found.indices, exact.indices, strict=True)])
@@ -216,6 +216,37 @@ def test_walking_the_graph_finds_neighbours_beyond_the_neighbours_of_neighbours(
     same = chain.indices == exact.indices
     assert np.abs(chain.similarities - exact.similarities)[same].max() < 1e-5
     assert np.all(np.diff(chain.similarities, axis=1) <= 0)
+
+
+def test_later_walks_search_only_the_rows_the_last_walk_changed_and_complete_the_graph(monkeypatch):
+    # Rings of 20 faces: one walk keeping 5 candidates finds less than half of each face's 4 nearest.
+    embeddings, exact, chain = _chained(per_person=20, k=4, dtype=np.float16)
+    searched: list[np.ndarray] = []
+    changed: list[np.ndarray] = []
+    keep_others = neighbours_module._keep_others
+
+    def recording(found_sims, found, rows, similarities, indices):
+        before = np.sort(indices[rows], axis=1)
+        keep_others(found_sims, found, rows, similarities, indices)
+        searched.append(rows.copy())
+        changed.append(rows[(np.sort(indices[rows], axis=1) != before).any(axis=1)])
+
+    def recall(walks: int) -> float:
+        searched.clear()
+        changed.clear()
+        monkeypatch.setattr(neighbours_module, "MAX_WALKS", walks)
+        found = Neighbours(chain.similarities.copy(), chain.indices.copy())
+        neighbours_module._walk(embeddings, found.similarities, found.indices, depth=5, rewalk_depth=16)
+        return np.mean([len(set(a) & set(b)) / 4 for a, b in zip(found.indices, exact.indices, strict=True)])
+
+    monkeypatch.setattr(neighbours_module, "_keep_others", recording)
+    once = recall(1)
+    assert len(searched) == 1 and len(searched[0]) == len(embeddings)  # one block: every row
+    settled = recall(8)
+    assert once < 0.6 and settled > 0.99, (once, settled)
+    assert 2 < len(searched) < 8 and len(searched[0]) == len(embeddings) and len(searched[-1]) < 100
+    for changed_rows, next_rows in zip(changed, searched[1:], strict=False):
+        assert np.array_equal(changed_rows, next_rows)
 
 
 def test_walking_never_adds_a_row_itself_a_repeat_or_a_missing_neighbour_and_ignores_threads():
@@ -227,7 +258,7 @@ def test_walking_never_adds_a_row_itself_a_repeat_or_a_missing_neighbour_and_ign
         for threads in (1, 2):
             faiss.omp_set_num_threads(threads)
             found = Neighbours(chain.similarities.copy(), chain.indices.copy())
-            neighbours_module._walk(embeddings, found.similarities, found.indices, depth=8, walks=2)
+            neighbours_module._walk(embeddings, found.similarities, found.indices, depth=8, rewalk_depth=16)
             results.append(found)
     finally:
         faiss.omp_set_num_threads(threads_before)

@@ -36,7 +36,7 @@ of 4.0 on 2 cores, and each query costs the same at 10M. Those queries are mostl
 in tight albums; LFW's real faces, among many synthetic look-alikes, fare far worse: 82.5 % of
 their exact 10 nearest at 1M (HNSW 98.0 %) and 51.5 % at 10M. More probes or larger lists
 recover little for the time they cost (10M: 96 probes, 8x the time, 80.4 %); refining and walking
-the graph (REFINE_ROUNDS, WALKS, WALK_DEPTH) recovers most of it."""
+the graph (REFINE_ROUNDS, WALK_DEPTH, REWALK_DEPTH) recovers most of it."""
 
 TRAINING_SHARE = 32
 """Training vectors per centroid, taken evenly across the set."""
@@ -49,13 +49,19 @@ float16, and added in one call; the refining converts it whole once the file is 
 QUERY_BLOCK = 65_536
 """Queries per search call: bounds the temporary result arrays."""
 
-REFINE_ROUNDS, WALKS, WALK_DEPTH = 1, 2, 32
-"""How the inverted file's graph is improved: rounds of NN-descent (``_refine``), then walks of
-the graph from every row (``_walk``) that keep WALK_DEPTH candidates. In the 10M benchmark
+REFINE_ROUNDS, WALK_DEPTH, REWALK_DEPTH = 1, 32, 128
+"""How the inverted file's graph is improved: rounds of NN-descent (``_refine``), then a walk of
+the graph from every row (``_walk``) keeping WALK_DEPTH candidates, then walks from only the rows
+whose neighbours the last walk changed, keeping REWALK_DEPTH. In the 10M benchmark
 (benchmarks/grouping_scale.py) the inverted file finds 66.1 % of the exact same-person neighbours
-among LFW's real faces' 10 nearest; one round raises that to 87.2 % (2.5 minutes on 2 cores), a
-first walk to 97.3 % and a second to 98.8 % (3.6 minutes each). Three rounds alone reached 95.5 %
-in 7.5 minutes; three rounds and one walk keeping 64 candidates, 98.9 % in about 15 minutes."""
+among LFW's real faces' 10 nearest; one round raises that to 87.2 % (2.5 minutes on 2 cores), the
+walk of every row to 97.3 % (3.6 minutes) and the walks of the changed rows (326k, 76k, 13k rows)
+to 99.7 % (1.2 minutes). A second walk of every row instead reached 98.8 %; three rounds and a
+walk keeping 128, 99.4 % in 33 minutes of refining and walking."""
+
+SETTLED, MAX_WALKS = 10_000, 8
+"""The walks stop once a walk changes at most one row in SETTLED, or after MAX_WALKS walks (rows
+with equally similar neighbours could swap them for ever)."""
 
 
 @dataclass(frozen=True)
@@ -163,26 +169,25 @@ def nearest_neighbours(vectors: np.ndarray, k: int) -> Neighbours:
     indices = np.full((count, k), -1, dtype=np.int32)
     for start in range(0, count, QUERY_BLOCK):
         found_sims, found = index.search(as_float32(vectors[start : start + QUERY_BLOCK]), wanted)
-        _keep_others(found_sims, found, start, similarities, indices)
+        _keep_others(found_sims, found, np.arange(start, start + len(found)), similarities, indices)
     if count > COMPACT_LIMIT:
         del index
         _release_freed_memory()
         _refine(vectors, similarities, indices, REFINE_ROUNDS)
-        _walk(vectors, similarities, indices, WALK_DEPTH, WALKS)
+        _walk(vectors, similarities, indices, WALK_DEPTH, REWALK_DEPTH)
     return Neighbours(similarities, indices)
 
 
 def _keep_others(
-    found_sims: np.ndarray, found: np.ndarray, start: int, similarities: np.ndarray, indices: np.ndarray
+    found_sims: np.ndarray, found: np.ndarray, rows: np.ndarray, similarities: np.ndarray, indices: np.ndarray
 ) -> None:
-    """Write a search's results for rows ``start``... into the graph: each row's first k others
-    (the row itself dropped wherever it ranks, and -1 results), -inf / -1 where fewer were found."""
+    """Write a search's results for ``rows`` into the graph: each row's first k others (the row
+    itself dropped wherever it ranks, and -1 results), -inf / -1 where fewer were found."""
     k = indices.shape[1]
-    others = (found != np.arange(start, start + len(found))[:, None]) & (found >= 0)
+    others = (found != rows[:, None]) & (found >= 0)
     order = np.argsort(~others, axis=1, kind="stable")[:, :k]
     taken = np.take_along_axis(others, order, axis=1)
     width = order.shape[1]
-    rows = slice(start, start + len(found))
     similarities[rows, :width] = np.where(taken, np.take_along_axis(found_sims, order, axis=1), -np.inf)
     indices[rows, :width] = np.where(taken, np.take_along_axis(found, order, axis=1), -1)
 
@@ -246,8 +251,9 @@ def _refine(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, 
             indices[start : start + rows] = np.take_along_axis(candidates, order, axis=1)  # -1 where -inf
 
 
-def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, depth: int, walks: int = 1) -> None:
-    """Search every row's neighbours again by walking the graph itself, ``walks`` times, in place.
+def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, depth: int, rewalk_depth: int) -> None:
+    """Search every row's neighbours again by walking the graph itself, in place; then again for the
+    rows whose neighbours changed, keeping ``rewalk_depth`` candidates, until the graph settles.
 
     The graph becomes the single layer of a faiss HNSW index: each row links to its k neighbours
     and up to k rows that list it. Each row's search starts at the row and keeps the ``depth``
@@ -255,9 +261,10 @@ def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, de
     several links away, where NN-descent compares only neighbours of neighbours. A row's own
     neighbours are compared first, so it loses one only to a row at least as similar. Every
     search of a walk reads the graph as it was before the walk: the result does not depend on
-    threads. The next walk starts from the links the last one found. The index holds the set as
-    float16 codes (float32 for a float32 set: exact either way) and 2k links per row: 3.4 GB at
-    10M faces.
+    threads. Each later walk reads the links the last one found and searches only the rows it
+    changed, where the graph is still wrong (at 10M: 3 % of the rows, then fewer each time), so
+    it can afford more candidates. The index holds the set as float16 codes (float32 for a
+    float32 set: exact either way) and 2k links per row: 3.4 GB at 10M faces.
     """
     import faiss
 
@@ -274,21 +281,24 @@ def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, de
     graph = index.hnsw
     faiss.copy_array_to_vector(np.ones(count, dtype=np.int32), graph.levels)  # every row on one layer
     graph.prepare_level_tab(count, True)
-    graph.efSearch = max(depth, k + 1)
     links = faiss.rev_swig_ptr(graph.neighbors.data(), graph.neighbors.size()).reshape(count, 2 * k)
-    for _ in range(walks):
+    walked = np.arange(count, dtype=np.int32)
+    for walk in range(MAX_WALKS):
+        graph.efSearch = max(depth if walk == 0 else rewalk_depth, k + 1)
         links[:, :k] = indices
         links[:, k:] = _reverse_neighbours(indices, k)
         links[:] = -np.sort(-links, axis=1)  # a search reads a row's links up to the first -1
-        for start in range(0, count, QUERY_BLOCK):
-            queries = as_float32(vectors[start : start + QUERY_BLOCK])
-            rows = len(queries)
-            entries = np.arange(start, start + rows, dtype=np.int32)[:, None]
-            entry_distances = np.full((rows, 1), -1.0, dtype=np.float32)
-            found_sims = np.empty((rows, k + 1), dtype=np.float32)
-            found = np.empty((rows, k + 1), dtype=np.int64)
+        changed = []
+        for start in range(0, len(walked), QUERY_BLOCK):
+            rows = walked[start : start + QUERY_BLOCK]
+            before = np.sort(indices[rows], axis=1)
+            queries = as_float32(vectors[rows])
+            entries = np.ascontiguousarray(rows[:, None])
+            entry_distances = np.full((len(rows), 1), -1.0, dtype=np.float32)
+            found_sims = np.empty((len(rows), k + 1), dtype=np.float32)
+            found = np.empty((len(rows), k + 1), dtype=np.int64)
             index.search_level_0(
-                rows,
+                len(rows),
                 faiss.swig_ptr(queries),
                 k + 1,
                 faiss.swig_ptr(entries),
@@ -299,4 +309,8 @@ def _walk(vectors: np.ndarray, similarities: np.ndarray, indices: np.ndarray, de
                 1,
                 None,
             )
-            _keep_others(found_sims, found, start, similarities, indices)  # results come most similar first
+            _keep_others(found_sims, found, rows, similarities, indices)  # results come most similar first
+            changed.append(rows[(np.sort(indices[rows], axis=1) != before).any(axis=1)])
+        walked = np.concatenate(changed)
+        if len(walked) <= count // SETTLED:
+            break
