@@ -122,11 +122,12 @@ def test_decoding_and_cropping_ignore_a_strict_host_limit_and_leave_it_as_it_was
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            rgb = load_image(path).rgb
-            assert rgb.shape == (300, 400, 3)
-            assert len(face_thumbnail(rgb, np.array([-50.0, -40.0, 390.0, 330.0]))) > 0  # crop beyond the edges
-            landmarks = np.array([[60.0, 80.0], [340.0, 80.0], [200.0, 160.0], [90.0, 250.0], [310.0, 250.0]])
-            assert align_face(rgb, landmarks).shape == (150, 150, 3)  # large face: reduced from a crop
+            loaded = load_image(path)
+            assert loaded.rgb.shape == (300, 400, 3)
+            for pixels in (loaded.pixels, loaded.rgb):  # as decoded, and as an array
+                assert len(face_thumbnail(pixels, np.array([-50.0, -40.0, 390.0, 330.0]))) > 0  # beyond the edges
+                landmarks = np.array([[60.0, 80.0], [340.0, 80.0], [200.0, 160.0], [90.0, 250.0], [310.0, 250.0]])
+                assert align_face(pixels, landmarks).shape == (150, 150, 3)  # large face: reduced from a crop
         assert Image.MAX_IMAGE_PIXELS == 1000
     finally:
         Image.MAX_IMAGE_PIXELS = before
@@ -134,10 +135,12 @@ def test_decoding_and_cropping_ignore_a_strict_host_limit_and_leave_it_as_it_was
 
 def test_a_thumbnail_crop_is_black_beyond_the_photo():
     import numpy as np
+    from PIL import Image
 
-    from facecluster.inference.analyzer import _padded_crop
+    from facecluster.inference.images import crop_region
 
     rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
-    crop = _padded_crop(rgb, -1, 2, 3, 6)
-    assert crop.shape == (4, 4, 3)
-    assert (crop[:2, 1:] == rgb[2:4, 0:3]).all() and not crop[:, 0].any() and not crop[2:].any()
+    for pixels in (rgb, Image.fromarray(rgb)):
+        crop = np.asarray(crop_region(pixels, (-1, 2, 3, 6)))
+        assert crop.shape == (4, 4, 3)
+        assert (crop[:2, 1:] == rgb[2:4, 0:3]).all() and not crop[:, 0].any() and not crop[2:].any()

@@ -54,3 +54,28 @@ def test_the_size_recorded_is_the_exact_upright_size():
     data, _ = _phone_photo(900, orientation=6)
     result = next(FaceAnalyzer(device="cpu", workers=1).analyze_many([data]))
     assert result.size == (4033, 3025) and len(result.faces) == 1
+
+
+def test_a_decoded_photo_stays_a_pillow_image_and_is_analysed_as_its_array():
+    """Converting a 12-MP photo to an array costs as much as decoding it: only the detector's resized
+    view and the regions alignment and thumbnails read are converted, with the same results."""
+    from facecluster.inference.aligner import align_face
+    from facecluster.inference.analyzer import face_thumbnail
+    from facecluster.inference.detector import FaceDetector
+
+    detector = FaceDetector(device="cpu")
+    phone, _ = _phone_photo(220, orientation=6)
+    for loaded in (
+        load_image(phone, decode_side=detector.max_side),
+        load_image(phone),
+        load_image(EXAMPLES / "George_W_Bush_0001.jpg"),
+    ):
+        assert isinstance(loaded.pixels, Image.Image) and "rgb" not in vars(loaded)  # not converted yet
+        as_image, as_array = detector.detect(loaded.pixels), detector.detect(loaded.rgb)  # shrunk, as is, enlarged
+        assert len(as_image) == len(as_array) == 1
+        np.testing.assert_array_equal(as_image[0].landmarks, as_array[0].landmarks)
+        np.testing.assert_array_equal(as_image[0].box, as_array[0].box)
+        landmarks, box = as_array[0].landmarks, as_array[0].box
+        np.testing.assert_array_equal(align_face(loaded.pixels, landmarks), align_face(loaded.rgb, landmarks))
+        edge = box - [box[0] + 5, 0, box[0] + 5, 0]  # the thumbnail's square leaves the photo
+        assert face_thumbnail(loaded.pixels, edge) == face_thumbnail(loaded.rgb, edge)

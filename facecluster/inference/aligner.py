@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from facecluster.inference.images import crop_region, pixel_size
+
 CHIP_SIZE = 150
 
 # Where dlib's own chips (``get_face_chip``, size 150, padding 0.25) put RetinaFace's five
@@ -47,12 +49,13 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, shift[:, None]])
 
 
-def align_face(rgb: np.ndarray, landmarks: np.ndarray, template: np.ndarray = TEMPLATE) -> np.ndarray:
-    """Warp the face with these five landmarks onto a CHIP_SIZE x CHIP_SIZE RGB chip.
+def align_face(rgb: np.ndarray | Image.Image, landmarks: np.ndarray, template: np.ndarray = TEMPLATE) -> np.ndarray:
+    """Warp the face with these five landmarks (in an H x W x 3 array or an RGB Pillow image) onto a
+    CHIP_SIZE x CHIP_SIZE RGB chip.
 
-    Only the region the chip covers is read. Faces much larger than the chip are first
-    box-filtered down by an integer factor (as an image pyramid would), so the bilinear warp
-    never aliases.
+    Only the region the chip covers is read (and converted, from a Pillow image). Faces much
+    larger than the chip are first box-filtered down by an integer factor (as an image pyramid
+    would), so the bilinear warp never aliases.
     """
     landmarks = np.asarray(landmarks, dtype=np.float64)
     matrix = similarity_transform(landmarks, template)
@@ -65,10 +68,11 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, template: np.ndarray = TE
     left, top = np.floor(footprint.min(axis=0)).astype(int) - margin
     right, bottom = np.ceil(footprint.max(axis=0)).astype(int) + margin
     left, top = max(0, left), max(0, top)
-    right, bottom = min(rgb.shape[1], right), min(rgb.shape[0], bottom)
+    width, height = pixel_size(rgb)
+    right, bottom = min(width, right), min(height, bottom)
     if right - left < reduction or bottom - top < reduction:  # the chip lies outside the photo
         return np.zeros((CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
-    image = Image.fromarray(np.ascontiguousarray(rgb[top:bottom, left:right]))
+    image = crop_region(rgb, (left, top, right, bottom))
     if reduction >= 2:
         image = image.reduce(reduction)
     inverse = _invert(similarity_transform((landmarks - np.array([left, top], dtype=np.float64)) / reduction, template))

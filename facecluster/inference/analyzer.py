@@ -19,7 +19,7 @@ from facecluster.errors import ImageLoadError
 from facecluster.inference.aligner import EYE_DISTANCE, align_face
 from facecluster.inference.detector import DEFAULT_SCORE_THRESHOLD, FaceDetector
 from facecluster.inference.embedder import FaceEmbedder
-from facecluster.inference.images import DEFAULT_DECODE_SIDE, LoadedImage, load_image
+from facecluster.inference.images import DEFAULT_DECODE_SIDE, LoadedImage, crop_region, load_image
 from facecluster.inference.quality import assess
 from facecluster.inference.runtime import Runtime, cpu_threads
 from facecluster.types import AnalysisResult, Face
@@ -48,22 +48,13 @@ MAX_HELD_BYTES = 256 << 20
 """Photos given as bytes stop waiting for the embedder once together they hold this much (256 MiB)."""
 
 
-def _padded_crop(rgb: np.ndarray, left: int, top: int, right: int, bottom: int) -> np.ndarray:
-    """``rgb[top:bottom, left:right]``, black where the box leaves the image (as Pillow's crop)."""
-    height, width = rgb.shape[:2]
-    crop = np.zeros((max(0, bottom - top), max(0, right - left), 3), dtype=np.uint8)
-    x0, y0, x1, y1 = max(left, 0), max(top, 0), min(right, width), min(bottom, height)
-    if x1 > x0 and y1 > y0:
-        crop[y0 - top : y1 - top, x0 - left : x1 - left] = rgb[y0:y1, x0:x1]
-    return crop
-
-
-def face_thumbnail(rgb: np.ndarray, box: np.ndarray) -> bytes:
-    """A square JPEG of the face box with a 25 % margin, at most THUMBNAIL_SIDE pixels."""
+def face_thumbnail(rgb: np.ndarray | Image.Image, box: np.ndarray) -> bytes:
+    """A square JPEG of the face box with a 25 % margin, at most THUMBNAIL_SIDE pixels (black where
+    the square leaves the photo)."""
     x1, y1, x2, y2 = box
     half = max(x2 - x1, y2 - y1) * 0.625
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    crop = Image.fromarray(_padded_crop(rgb, round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+    crop = crop_region(rgb, (round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
     crop.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
     buffer = io.BytesIO()
     crop.save(buffer, format="JPEG", quality=82)
@@ -75,13 +66,13 @@ def _as_loaded(image: ImageInput, decode_side: int = DEFAULT_DECODE_SIDE) -> Loa
     if isinstance(image, str | Path | bytes):
         return load_image(image, decode_side)
     if isinstance(image, Image.Image):
-        return LoadedImage(rgb=np.asarray(image.convert("RGB")), scale=1.0)
+        return LoadedImage(pixels=image.convert("RGB"), scale=1.0)
     array = np.asarray(image)
     if array.ndim == 2:
         array = np.stack([array] * 3, axis=-1)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ImageLoadError(f"expected an H x W x 3 RGB array, got shape {array.shape}")
-    return LoadedImage(rgb=np.ascontiguousarray(array[:, :, :3]).astype(np.uint8), scale=1.0)
+    return LoadedImage(pixels=np.ascontiguousarray(array[:, :, :3]).astype(np.uint8), scale=1.0)
 
 
 Prepared = tuple[ImageInput, list[tuple], list[np.ndarray], tuple[int, int]]
@@ -197,7 +188,7 @@ class FaceAnalyzer:
         started = time.perf_counter()
         loaded = _as_loaded(image, self.detector.max_side)
         started = self.timer.add("decode", started)
-        detections = self.detector.detect(loaded.rgb)
+        detections = self.detector.detect(loaded.pixels)
         started = self.timer.add("detect", started)
         sharp = loaded
         if loaded.scale > 1 and any(d.eye_distance < EYE_DISTANCE for d in detections):
@@ -207,10 +198,10 @@ class FaceAnalyzer:
         to_sharp = loaded.scale / sharp.scale
         metas, chips = [], []
         for detection in detections:
-            chip = align_face(sharp.rgb, detection.landmarks * to_sharp)
+            chip = align_face(sharp.pixels, detection.landmarks * to_sharp)
             box = detection.box * loaded.scale
             quality = assess(box, detection.score, chip)
-            thumbnail = face_thumbnail(loaded.rgb, detection.box) if self.thumbnails else None
+            thumbnail = face_thumbnail(loaded.pixels, detection.box) if self.thumbnails else None
             metas.append((box, detection.landmarks * loaded.scale, detection.score, quality, thumbnail))
             chips.append(chip)
         self.timer.add("align", started)

@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from facecluster.inference.images import pixel_size
 from facecluster.inference.runtime import open_session
 
 MODEL_FILE = "retinaface_mnet025.onnx"
@@ -68,6 +69,19 @@ def _network_input(rgb: np.ndarray) -> np.ndarray:
     return blob
 
 
+def _resized(rgb: np.ndarray | Image.Image, factor: float) -> np.ndarray:
+    """``rgb`` resized by ``factor`` as an H x W x 3 array: a Pillow image is converted only once
+    resized (a 12-MP photo's conversion costs as much as its network input)."""
+    if factor == 1.0:
+        return np.asarray(rgb)
+    image = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+    width, height = image.size
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    if factor < 1.0:
+        return np.asarray(image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return np.asarray(image.resize(size, Image.Resampling.BICUBIC))
+
+
 def _overlaps(face: Detection, others: list[Detection], threshold: float) -> bool:
     """Whether ``face`` overlaps one of ``others`` by more than ``threshold`` (intersection over union)."""
     return any(iou(face.box, other.box) > threshold for other in others)
@@ -117,8 +131,8 @@ class FaceDetector:
         self.max_side = max_side
         self.min_side = min_side
 
-    def detect(self, rgb: np.ndarray, score_threshold: float | None = None) -> list[Detection]:
-        """Detect faces in an H x W x 3 uint8 RGB image, strongest first.
+    def detect(self, rgb: np.ndarray | Image.Image, score_threshold: float | None = None) -> list[Detection]:
+        """Detect faces in an H x W x 3 uint8 RGB array or an RGB Pillow image, strongest first.
 
         An image larger than ``max_side`` is searched shrunk to it. One smaller than ``min_side``,
         where faces with few pixels are missed, is searched twice: as it is and enlarged to
@@ -128,7 +142,7 @@ class FaceDetector:
         enlarged view. ``score_threshold`` overrides the detector's own for this call.
         """
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        side = max(rgb.shape[:2])
+        side = max(pixel_size(rgb))
         found = self._detect_at(rgb, min(1.0, self.max_side / side), threshold)
         if side >= self.min_side:
             return found
@@ -139,13 +153,9 @@ class FaceDetector:
         rest = [face for face in small if not _overlaps(face, more, self.nms_threshold)]
         return sorted(kept + more + rest, key=lambda face: -face.score)
 
-    def _detect_at(self, rgb: np.ndarray, factor: float, threshold: float) -> list[Detection]:
+    def _detect_at(self, rgb: np.ndarray | Image.Image, factor: float, threshold: float) -> list[Detection]:
         """Faces found in ``rgb`` resized by ``factor``, in ``rgb``'s own coordinates, strongest first."""
-        height, width = rgb.shape[:2]
-        if factor != 1.0:
-            size = (max(1, round(width * factor)), max(1, round(height * factor)))
-            resample = Image.Resampling.BILINEAR if factor < 1.0 else Image.Resampling.BICUBIC
-            rgb = np.asarray(Image.fromarray(rgb).resize(size, resample, reducing_gap=2.0 if factor < 1.0 else None))
+        rgb = _resized(rgb, factor)
         net_height, net_width = rgb.shape[:2]
         loc, conf, landmarks = self.session.run(None, {"input": _network_input(rgb)})
         scores = conf[0, :, 1]

@@ -3,11 +3,13 @@
 Importing this module changes nothing in Pillow: the HEIC/HEIF opener is registered on the first
 decode, and Pillow's own decompression-bomb limit is loosened only while ``load_image`` decodes
 (under a lock, restored after), so that this module can apply its own limit after choosing a
-reduced JPEG decode size. Crops elsewhere are made with numpy, so they never meet Pillow's limit.
+reduced JPEG decode size; ``crop_region`` loosens it the same way while it crops, so a face's
+crop never meets a host application's stricter limit.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -57,20 +59,52 @@ transparency takes the most: four RGBA images, the RGB image and its array)."""
 class LoadedImage:
     """An upright RGB image and how it relates to the file's full resolution."""
 
-    rgb: np.ndarray
-    """H x W x 3 uint8 pixels, EXIF orientation applied."""
+    pixels: Image.Image | np.ndarray
+    """Upright 8-bit RGB: a decoded file's Pillow image (turned into an array only where needed:
+    Pillow's conversion costs as much as decoding a JPEG), or an H x W x 3 uint8 array."""
     scale: float
     """Full-resolution pixels per decoded pixel (> 1 when decoded at reduced size)."""
     upright_size: tuple[int, int] | None = None
     """(width, height) of the upright photo at full resolution, when known exactly."""
 
     @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the decoded pixels."""
+        return pixel_size(self.pixels)
+
+    @functools.cached_property
+    def rgb(self) -> np.ndarray:
+        """H x W x 3 uint8 pixels, EXIF orientation applied (converted on first use)."""
+        return np.asarray(self.pixels)
+
+    @property
     def full_size(self) -> tuple[int, int]:
         """(width, height) of the upright photo at full resolution."""
         if self.upright_size is not None:
             return self.upright_size
-        height, width = self.rgb.shape[:2]
+        width, height = self.size
         return round(width * self.scale), round(height * self.scale)
+
+
+def pixel_size(pixels: Image.Image | np.ndarray) -> tuple[int, int]:
+    """(width, height) of a Pillow image or an H x W (x C) array."""
+    return pixels.size if isinstance(pixels, Image.Image) else (pixels.shape[1], pixels.shape[0])
+
+
+def crop_region(pixels: Image.Image | np.ndarray, box: tuple[int, int, int, int]) -> Image.Image:
+    """The ``box`` (left, top, right, bottom) of a Pillow image or an RGB array as a Pillow image,
+    black where it leaves the pixels (as Pillow's crop). A host application's strict pixel limit
+    does not apply to it, as while decoding."""
+    if isinstance(pixels, Image.Image):
+        with _decoding_settings():
+            return pixels.crop(box)
+    left, top, right, bottom = box
+    height, width = pixels.shape[:2]
+    crop = np.zeros((max(0, bottom - top), max(0, right - left), 3), dtype=np.uint8)
+    x0, y0, x1, y1 = max(left, 0), max(top, 0), min(right, width), min(bottom, height)
+    if x1 > x0 and y1 > y0:
+        crop[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0:y1, x0:x1]
+    return Image.fromarray(crop)
 
 
 class NotRegularFile(OSError):
@@ -337,7 +371,10 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
                     image = image.resize(_reduced_size(image.size, factor), resample)
                 scale = full_width / image.size[0]
                 rgb = _to_rgb(image)
-                rgb = np.asarray(rgb if orientation is None else rgb.transpose(orientation))
+                if orientation is not None:
+                    rgb = rgb.transpose(orientation)
+                elif rgb is image:  # the opened file's own object stays tied to its file
+                    rgb = image.copy()
     except ImageLoadError:
         raise
     except NotRegularFile as error:
@@ -351,4 +388,4 @@ def load_image(source: str | Path | bytes, decode_side: int = DEFAULT_DECODE_SID
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
         raise ImageLoadError(f"cannot decode image: {error}") from error
     upright = (full_height, full_width) if orientation in _SIDEWAYS else (full_width, full_height)
-    return LoadedImage(rgb=rgb.astype(np.uint8, copy=False), scale=scale, upright_size=upright)
+    return LoadedImage(pixels=rgb, scale=scale, upright_size=upright)
