@@ -455,7 +455,7 @@ class Library:
     def photo_jpeg(self, path: Path, side: int = PREVIEW_SIDE) -> bytes:
         """A photo of the library as a JPEG of at most ``side`` pixels a side, upright (for browsers that
         cannot show its format, such as HEIC). ImageLoadError when it cannot be read."""
-        image = Image.fromarray(load_image(path, decode_side=side).rgb)
+        image = load_image(path, decode_side=side).image
         image.thumbnail((side, side))
         buffer = io.BytesIO()
         image.convert("RGB").save(buffer, format="JPEG", quality=88)

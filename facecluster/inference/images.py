@@ -78,6 +78,11 @@ class LoadedImage:
         return np.asarray(self.pixels)
 
     @property
+    def image(self) -> Image.Image:
+        """The pixels as a Pillow image (a decoded file's own image, not converted)."""
+        return self.pixels if isinstance(self.pixels, Image.Image) else Image.fromarray(self.pixels)
+
+    @property
     def full_size(self) -> tuple[int, int]:
         """(width, height) of the upright photo at full resolution."""
         if self.upright_size is not None:
